@@ -1,0 +1,33 @@
+# One Makefile for the README, CI and developers. Every target sets up .venv
+# from pyproject.toml (pinned by constraints.txt) on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTEST_FLAGS ?=
+
+.PHONY: install test test-all demo bench bench-quick docs lint record clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,experiments,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_FLAGS)
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q --runslow $(PYTEST_FLAGS)
+
+demo: $(STAMP)
+	$(PY) -m experiments.demo
+
+lint: $(STAMP)
+	$(PY) -m ruff check gradopt tests experiments
+	$(PY) -m ruff format --check gradopt tests experiments
+
+clean:
+	rm -rf $(VENV) experiments/results site

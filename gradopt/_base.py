@@ -1,0 +1,304 @@
+"""The transform protocol: ``GradientTransformation``, ``identity``, ``chain``,
+``named_chain`` and ``apply_updates``.
+
+Every transform in gradopt is a pair of pure functions. ``init(params)`` builds
+an immutable state pytree; ``update(updates, state, params=None, **extra)``
+returns the transformed updates and the next state. Hyperparameters are bound
+to module-level functions with :class:`Bound`, which compares by value, so two
+optimizers built with the same arguments are equal and hash alike (passing one
+as a static argument of ``jax.jit`` does not recompile).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+PyTree = Any
+Params = Any
+Updates = Any
+State = Any
+
+_INT32_MAX = 2**31 - 1
+
+
+class GradientTransformation(NamedTuple):
+    """A pair of pure functions ``(init, update)``; duck-compatible with optax.
+
+    Attributes:
+      init: ``init(params) -> state``.
+      update: ``update(updates, state, params=None, **extra) -> (updates, state)``.
+    """
+
+    init: Callable[..., State]
+    update: Callable[..., tuple[Updates, State]]
+
+
+def _value_key(value: Any) -> Any:
+    """A hashable key that is equal for equal hyperparameters.
+
+    Python scalars and strings compare by type and value, tuples element by
+    element; anything else (arrays, tracers, closures) by identity, which is
+    stable because the :class:`Bound` holding it keeps it alive.
+    """
+    if value is None or isinstance(value, (bool, int, float, complex, str)):
+        return (type(value).__name__, value)
+    if isinstance(value, tuple):
+        return (type(value).__name__, tuple(_value_key(v) for v in value))
+    if isinstance(value, Mapping):
+        return ("mapping", tuple(sorted((str(k), _value_key(v)) for k, v in value.items())))
+    try:
+        hash(value)
+    except TypeError:  # arrays and tracers
+        return ("id", id(value))
+    return ("obj", value)
+
+
+class Bound:
+    """A module-level function with keyword arguments bound to it.
+
+    Unlike ``functools.partial``, two ``Bound`` objects are equal when they bind
+    the same function to equal arguments. gradopt builds every ``init`` and
+    ``update`` this way, so equal configurations are equal optimizers.
+    """
+
+    __slots__ = ("fn", "kwargs", "_key")
+
+    def __init__(self, fn: Callable[..., Any], /, **kwargs: Any):
+        self.fn = fn
+        self.kwargs = kwargs
+        self._key = (fn, tuple(sorted((k, _value_key(v)) for k, v in kwargs.items())))
+
+    def __call__(self, *args: Any, **extra: Any) -> Any:
+        return self.fn(*args, **extra, **self.kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Bound) and self._key == other._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
+        return f"{self.fn.__name__}({args})"
+
+
+def transform(init_fn: Callable[..., State], update_fn: Callable[..., Any], **hyper: Any):
+    """Build a ``GradientTransformation`` from two module-level functions.
+
+    ``init_fn(params, **hyper)`` and ``update_fn(updates, state, params, **extra,
+    **hyper)`` receive the hyperparameters as keyword arguments. ``update_fn``
+    must accept ``**extra`` and ignore what it does not use.
+    """
+    return GradientTransformation(Bound(init_fn, **hyper), Bound(update_fn, **hyper))
+
+
+# ----------------------------------------------------------------------------
+# identity, chain, named_chain
+
+
+class EmptyState(NamedTuple):
+    """The state of a transform that keeps none."""
+
+
+def _identity_init(params):
+    del params
+    return EmptyState()
+
+
+def _identity_update(updates, state, params=None, **extra):
+    del params, extra
+    return updates, state
+
+
+def identity() -> GradientTransformation:
+    """The transform that returns the updates unchanged."""
+    return transform(_identity_init, _identity_update)
+
+
+def _accepts_extra(update: Callable[..., Any]) -> bool:
+    """True if ``update`` takes ``**kwargs`` (gradopt and optax's extra-args transforms)."""
+    if isinstance(update, Bound):
+        return True
+    try:
+        parameters = inspect.signature(update).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def call_update(tx, updates, state, params, extra: Mapping[str, Any]):
+    """Call ``tx.update``, passing the extra arguments only if it accepts them."""
+    if extra and _accepts_extra(tx.update):
+        return tx.update(updates, state, params, **extra)
+    return tx.update(updates, state, params)
+
+
+def _check_transforms(transforms, where: str):
+    for i, tx in enumerate(transforms):
+        if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
+            raise TypeError(
+                f"{where}: argument {i} is {tx!r} of type {type(tx).__name__}, which is not a "
+                "gradient transformation. Pass objects with `init` and `update` methods, such "
+                "as gradopt.adam(1e-3) or any optax.GradientTransformation."
+            )
+
+
+def _chain_init(params, *, transforms):
+    return tuple(tx.init(params) for tx in transforms)
+
+
+def _chain_update(updates, state, params=None, *, transforms, **extra):
+    if not isinstance(state, tuple) or len(state) != len(transforms):
+        raise ValueError(
+            f"chain of {len(transforms)} transforms got a state of type {type(state).__name__}"
+            f"{f' with {len(state)} entries' if isinstance(state, tuple) else ''}. Pass the state "
+            "returned by this chain's own init (or by its previous update)."
+        )
+    extra = {**extra, "grads": updates}
+    new_state = []
+    for tx, s in zip(transforms, state):
+        updates, s = call_update(tx, updates, s, params, extra)
+        new_state.append(s)
+    return updates, tuple(new_state)
+
+
+def chain(*transforms) -> GradientTransformation:
+    """Apply transforms in sequence; the state is the tuple of their states.
+
+    Every stage receives the output of the stage before it as ``updates`` and,
+    as the keyword argument ``grads``, the updates that entered the chain (the
+    raw gradient when the chain is the whole optimizer). Adam's denominator,
+    for instance, is built from ``grads`` while its numerator flows through the
+    chain. A nested chain sets ``grads`` to its own input. Extra keyword
+    arguments given to ``update`` (``value=loss``, say) reach every stage that
+    accepts ``**extra``; optax transforms that do not are called without them.
+    """
+    _check_transforms(transforms, "gradopt.chain")
+    return transform(_chain_init, _chain_update, transforms=tuple(transforms))
+
+
+def _named_chain_init(params, *, names, transforms):
+    return {name: tx.init(params) for name, tx in zip(names, transforms)}
+
+
+def _named_chain_update(updates, state, params=None, *, names, transforms, **extra):
+    if not isinstance(state, Mapping) or set(state) != set(names):
+        got = sorted(state) if isinstance(state, Mapping) else type(state).__name__
+        raise ValueError(
+            f"named_chain with stages {list(names)} got a state with keys {got}. Pass the state "
+            "returned by this chain's own init."
+        )
+    extra = {**extra, "grads": updates}
+    new_state = {}
+    for name, tx in zip(names, transforms):
+        updates, new_state[name] = call_update(tx, updates, state[name], params, extra)
+    return updates, new_state
+
+
+def named_chain(*named_transforms: tuple[str, Any]) -> GradientTransformation:
+    """Like :func:`chain`, with a name for every stage; the state is a dict by name.
+
+    Example:
+      >>> tx = named_chain(("clip", clip_by_global_norm(1.0)), ("adam", adam(1e-3)))
+    """
+    for i, item in enumerate(named_transforms):
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+            raise TypeError(
+                f"gradopt.named_chain: argument {i} is {item!r}; each argument must be a "
+                "(name, transform) pair such as ('adam', gradopt.adam(1e-3))."
+            )
+    names = tuple(name for name, _ in named_transforms)
+    if len(set(names)) != len(names):
+        raise ValueError(f"gradopt.named_chain: stage names must be unique, got {list(names)}.")
+    transforms = tuple(tx for _, tx in named_transforms)
+    _check_transforms(transforms, "gradopt.named_chain")
+    return transform(_named_chain_init, _named_chain_update, names=names, transforms=transforms)
+
+
+# ----------------------------------------------------------------------------
+# trees
+
+
+def check_same_structure(tree, reference, *, what: str, reference_what: str) -> None:
+    """Raise a ValueError that shows both structures if the trees differ."""
+    got = jax.tree.structure(tree)
+    want = jax.tree.structure(reference)
+    if got != want:
+        raise ValueError(
+            f"The {what} tree does not match the {reference_what} tree.\n"
+            f"  {what}: {got}\n  {reference_what}: {want}\n"
+            "Pass a tree with the same structure as the parameters the optimizer was "
+            "initialised with."
+        )
+
+
+def tree_map(fn: Callable[..., Any], tree, *rest, what: str = "updates", rest_what: str = "state"):
+    """``jax.tree.map`` that first checks that every tree has the structure of ``tree``."""
+    for other in rest:
+        check_same_structure(tree, other, what=what, reference_what=rest_what)
+    return jax.tree.map(fn, tree, *rest)
+
+
+def apply_updates(params: Params, updates: Updates) -> Params:
+    """Return ``params + updates``, each result cast to its parameter's dtype.
+
+    The sign lives in the transforms: a descent step's updates are already
+    negative multiples of the gradient.
+    """
+    check_same_structure(updates, params, what="updates", reference_what="params")
+
+    def add(p, u):
+        if p is None:
+            return None
+        p = jnp.asarray(p)
+        return (p.astype(compute_dtype(p.dtype)) + u.astype(compute_dtype(p.dtype))).astype(p.dtype)
+
+    return jax.tree.map(add, params, updates, is_leaf=lambda x: x is None)
+
+
+# ----------------------------------------------------------------------------
+# numerics shared by the transforms
+
+
+def compute_dtype(dtype) -> jnp.dtype:
+    """The dtype arithmetic is done in: float32 for low-precision floats, else ``dtype``."""
+    dtype = jnp.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.floating):
+        return jnp.promote_types(dtype, jnp.float32)
+    return dtype
+
+
+def as_compute(x):
+    """Upcast an array to its compute dtype (bfloat16 and float16 to float32)."""
+    x = jnp.asarray(x)
+    return x.astype(compute_dtype(x.dtype))
+
+
+def hyper(value, like):
+    """A hyperparameter (Python number or scalar array) as an array of ``like``'s dtype.
+
+    Python numbers stay weakly typed; arrays are cast, so a float32 traced
+    learning rate may multiply a float64 update under strict dtype promotion.
+    """
+    if isinstance(value, (int, float)):
+        return value
+    return jnp.asarray(value).astype(jnp.result_type(like))
+
+
+def increment(count):
+    """``count + 1`` for an int32 step counter, saturating at the int32 maximum."""
+    return jnp.where(count < _INT32_MAX, count + 1, count).astype(jnp.int32)
+
+
+def zero_count():
+    return jnp.zeros([], jnp.int32)
+
+
+def zeros_like(params, dtype=None):
+    """Zeros with each leaf's shape, in ``dtype`` if given, else the leaf's own dtype."""
+    return jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), dtype or jnp.result_type(p)), params)
