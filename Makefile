@@ -25,6 +25,22 @@ test-all: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m experiments.demo
 
+# Reference trajectories from torch.optim and Keras 3 (run by hand; see tests/fixtures/README.md).
+RECORD_VENV := .venv-record
+record:
+	$(PYTHON) -m venv $(RECORD_VENV)
+	$(RECORD_VENV)/bin/pip install --quiet torch==2.13.0 keras==3.15.1 numpy
+	@for script in tests/fixtures/record_*.py; do echo "== $$script"; KERAS_BACKEND=torch $(RECORD_VENV)/bin/python $$script || exit 1; done
+
+bench: $(STAMP)
+	@echo "TODO(benchmarks)"
+
+bench-quick: $(STAMP)
+	@echo "TODO(benchmarks)"
+
+docs: $(STAMP)
+	@echo "TODO(docs)"
+
 lint: $(STAMP)
 	$(PY) -m ruff check gradopt tests experiments
 	$(PY) -m ruff format --check gradopt tests experiments
