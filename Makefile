@@ -11,7 +11,7 @@ PYTEST_FLAGS ?=
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,experiments,dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,experiments,docs,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
