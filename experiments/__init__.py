@@ -1,0 +1,1 @@
+"""Runnable studies of gradopt's optimizers; `python -m experiments.demo` runs them all."""
