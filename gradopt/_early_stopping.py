@@ -169,8 +169,9 @@ class EarlyStopping:
     def __repr__(self) -> str:
         best = "None" if self.best is None else f"{self.best:g}"
         return (
-            f"EarlyStopping(monitor={self.monitor!r}, mode={self.mode!r}, patience={self.patience}, "
-            f"epoch={self.epoch}, best={best}, best_epoch={self.best_epoch}, wait={self.wait})"
+            f"EarlyStopping(monitor={self.monitor!r}, mode={self.mode!r}, "
+            f"patience={self.patience}, epoch={self.epoch}, best={best}, "
+            f"best_epoch={self.best_epoch}, wait={self.wait})"
         )
 
 
