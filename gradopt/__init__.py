@@ -9,12 +9,14 @@ from gradopt._base import (
     identity,
     named_chain,
 )
+from gradopt._early_stopping import EarlyStopping
 from gradopt._scale import ScaleByScheduleState, scale, scale_by_learning_rate
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Bound",
+    "EarlyStopping",
     "EmptyState",
     "GradientTransformation",
     "ScaleByScheduleState",
