@@ -269,7 +269,8 @@ def compute_dtype(dtype) -> jnp.dtype:
     """The dtype arithmetic is done in: float32 for low-precision floats, else ``dtype``."""
     dtype = jnp.dtype(dtype)
     if jnp.issubdtype(dtype, jnp.floating):
-        return jnp.promote_types(dtype, jnp.float32)
+        # Not jnp.promote_types: it refuses bfloat16 -> float32 under strict promotion.
+        return jnp.dtype(jnp.float32) if dtype.itemsize < 4 else dtype
     return dtype
 
 
