@@ -265,3 +265,74 @@ def save_figure(fig, settings: Settings, name: str, dpi: int = 110) -> str:
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return str(path)
+
+
+# ----------------------------------------------------------------------------
+# optimizers by name, and trajectories on two-dimensional surfaces
+
+OPTIMIZER_NAMES = (
+    "sgd",
+    "momentum",
+    "nesterov",
+    "adagrad",
+    "adadelta",
+    "rmsprop",
+    "adam",
+    "adamax",
+    "nadam",
+)
+
+
+def optimizer(name: str, learning_rate, **kwargs):
+    """A gradopt optimizer by its short name; ``learning_rate`` may be a traced scalar.
+
+    ``momentum`` and ``nesterov`` are ``gradopt.sgd`` with momentum 0.9 (or
+    ``kwargs["momentum"]``); the others are the gradopt functions of that name
+    with their paper defaults.
+    """
+    import gradopt
+
+    if name == "sgd":
+        return gradopt.sgd(learning_rate, **kwargs)
+    if name == "momentum":
+        return gradopt.sgd(learning_rate, momentum=kwargs.pop("momentum", 0.9), **kwargs)
+    if name == "nesterov":
+        return gradopt.sgd(
+            learning_rate, momentum=kwargs.pop("momentum", 0.9), nesterov=True, **kwargs
+        )
+    if name not in OPTIMIZER_NAMES and not hasattr(gradopt, name):
+        raise ValueError(f"Unknown optimizer {name!r}; choose one of {list(OPTIMIZER_NAMES)}.")
+    return getattr(gradopt, name)(learning_rate, **kwargs)
+
+
+def trajectory(tx, loss_fn, start, steps: int):
+    """Run ``steps`` updates of ``tx`` on ``loss_fn`` from ``start`` in one compiled scan.
+
+    Returns ``(points, losses)`` as NumPy arrays of shapes ``(steps + 1, dim)``
+    and ``(steps + 1,)``; the first entry is the start.
+    """
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import gradopt
+
+    x0 = jnp.asarray(start, jnp.float32)
+    value_and_grad = jax.value_and_grad(loss_fn)
+
+    @jax.jit
+    def go(x0):
+        def step(carry, _):
+            x, state = carry
+            value, grad = value_and_grad(x)
+            updates, state = tx.update(grad, state, x, value=value)
+            x_next = gradopt.apply_updates(x, updates)
+            return (x_next, state), (x_next, loss_fn(x_next))
+
+        (_, _), (xs, losses) = jax.lax.scan(step, (x0, tx.init(x0)), None, length=steps)
+        return xs, losses
+
+    xs, losses = go(x0)
+    points = np.concatenate([np.asarray(x0)[None, :], np.asarray(xs)], axis=0)
+    values = np.concatenate([np.asarray(loss_fn(x0))[None], np.asarray(losses)], axis=0)
+    return points, values
