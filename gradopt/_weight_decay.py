@@ -1,0 +1,78 @@
+"""Decayed weights: ``u + weight_decay * w``, coupled (L2) or decoupled (AdamW).
+
+Where the stage sits decides which: placed before the optimizer it adds the
+gradient of ``weight_decay/2 * |w|^2`` (coupled L2, seen by the moment
+estimates); placed after the adaptive scaling and before the learning rate it
+is the decoupled decay of Loshchilov & Hutter (2019).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from gradopt._base import EmptyState, GradientTransformation, hyper, transform, tree_map
+from gradopt._checks import check_scalar
+from gradopt._moments import wider
+
+
+def _select(flag, decayed, plain):
+    if isinstance(flag, bool):
+        return decayed if flag else plain
+    return jnp.where(flag, decayed, plain)
+
+
+def _wd_init(params, *, weight_decay, mask):
+    del params, weight_decay, mask
+    return EmptyState()
+
+
+def _wd_update(updates, state, params=None, *, weight_decay, mask, **extra):
+    del extra
+    if params is None:
+        raise ValueError(
+            "gradopt.add_decayed_weights needs the parameters: call "
+            "update(updates, state, params) with the current parameters."
+        )
+
+    def add(u, w):
+        c = wider(u.dtype, w.dtype)
+        uc = u.astype(c)
+        return (uc + hyper(weight_decay, uc) * w.astype(c)).astype(u.dtype)
+
+    decayed = tree_map(add, updates, params, rest_what="params")
+    if mask is None:
+        return decayed, state
+    m = mask(params) if callable(mask) else mask
+    chosen = tree_map(_select, m, decayed, updates, what="mask", rest_what="updates")
+    return chosen, state
+
+
+def add_decayed_weights(weight_decay, *, mask=None) -> GradientTransformation:
+    """Add ``weight_decay * w`` to the updates.
+
+    Args:
+      weight_decay: ``lambda`` >= 0 (a number or a scalar array).
+      mask: None (decay every parameter), a tree of Python bools with the
+        structure of the parameters, or a callable ``params -> such a tree``;
+        parameters marked False are left undecayed.
+
+    Returns:
+      A gradient transformation with an empty state. Its ``update`` needs
+      ``params``.
+    """
+    check_scalar(
+        "gradopt.add_decayed_weights",
+        "weight_decay",
+        weight_decay,
+        low=0.0,
+        fix="Weight decay is non-negative; use 0.0 to switch it off.",
+    )
+    if mask is not None and not callable(mask):
+        leaves = jax.tree.leaves(mask)
+        if not all(isinstance(x, bool) for x in leaves):
+            raise TypeError(
+                "gradopt.add_decayed_weights: mask must be a tree of Python bools (or a "
+                f"callable returning one), got leaves {leaves[:4]!r}."
+            )
+    return transform(_wd_init, _wd_update, weight_decay=weight_decay, mask=mask)
