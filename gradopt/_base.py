@@ -66,7 +66,7 @@ class Bound:
     ``update`` this way, so equal configurations are equal optimizers.
     """
 
-    __slots__ = ("fn", "kwargs", "_key")
+    __slots__ = ("fn", "kwargs", "_key", "__weakref__")  # jax.jit(tx.update) needs a weakref
 
     def __init__(self, fn: Callable[..., Any], /, **kwargs: Any):
         self.fn = fn
