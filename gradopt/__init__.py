@@ -1,5 +1,7 @@
 """gradopt: JAX optimizers built from pure, composable gradient transformations."""
 
+from gradopt import data
+from gradopt._accumulate import AccumulateState, accumulate
 from gradopt._adaptive import (
     AdadeltaState,
     MaxNormState,
@@ -19,7 +21,17 @@ from gradopt._base import (
     identity,
     named_chain,
 )
+from gradopt._clipping import clip, clip_by_global_norm, clip_by_norm, global_norm
 from gradopt._early_stopping import EarlyStopping
+from gradopt._guards import (
+    NonFiniteError,
+    SkipNonfiniteState,
+    TerminateOnNaN,
+    all_finite,
+    check_skips,
+    skip_nonfinite,
+)
+from gradopt._inject import InjectHyperparamsState, inject_hyperparams, set_hyperparams
 from gradopt._moments import (
     BiasCorrectionState,
     EmaState,
@@ -30,13 +42,16 @@ from gradopt._moments import (
     scale_by_nesterov_ema,
 )
 from gradopt._momentum import HeavyBallState, TraceState, heavy_ball, lookahead_params, trace
+from gradopt._noise import AddNoiseState, add_gradient_noise
 from gradopt._scale import ScaleByScheduleState, scale, scale_by_learning_rate
 from gradopt._weight_decay import add_decayed_weights
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccumulateState",
     "AdadeltaState",
+    "AddNoiseState",
     "BiasCorrectionState",
     "Bound",
     "EarlyStopping",
@@ -44,20 +59,34 @@ __all__ = [
     "EmptyState",
     "GradientTransformation",
     "HeavyBallState",
+    "InjectHyperparamsState",
     "MaxNormState",
     "NesterovEmaState",
+    "NonFiniteError",
     "ScaleByRmsState",
     "ScaleByScheduleState",
+    "SkipNonfiniteState",
     "SumOfSquaresState",
+    "TerminateOnNaN",
     "TraceState",
+    "accumulate",
     "add_decayed_weights",
+    "add_gradient_noise",
+    "all_finite",
     "apply_updates",
     "bias_correction",
     "chain",
+    "check_skips",
+    "clip",
+    "clip_by_global_norm",
+    "clip_by_norm",
+    "data",
     "ema",
     "ema_of_squares",
+    "global_norm",
     "heavy_ball",
     "identity",
+    "inject_hyperparams",
     "lookahead_params",
     "named_chain",
     "scale",
@@ -67,5 +96,7 @@ __all__ = [
     "scale_by_nesterov_ema",
     "scale_by_rms",
     "scale_by_sum_of_squares",
+    "set_hyperparams",
+    "skip_nonfinite",
     "trace",
 ]
