@@ -1,7 +1,8 @@
 """gradopt: JAX optimizers built from pure, composable gradient transformations."""
 
-from gradopt import data
+from gradopt import data, schedules
 from gradopt._accumulate import AccumulateState, accumulate
+from gradopt._adam import adam, adamax, adamw, amsgrad, nadam
 from gradopt._adaptive import (
     AdadeltaState,
     MaxNormState,
@@ -43,7 +44,9 @@ from gradopt._moments import (
 )
 from gradopt._momentum import HeavyBallState, TraceState, heavy_ball, lookahead_params, trace
 from gradopt._noise import AddNoiseState, add_gradient_noise
+from gradopt._plateau import ReduceOnPlateauState, reduce_on_plateau
 from gradopt._scale import ScaleByScheduleState, scale, scale_by_learning_rate
+from gradopt._sgd import adadelta, adagrad, rmsprop, sgd
 from gradopt._weight_decay import add_decayed_weights
 
 __version__ = "0.1.0"
@@ -63,6 +66,7 @@ __all__ = [
     "MaxNormState",
     "NesterovEmaState",
     "NonFiniteError",
+    "ReduceOnPlateauState",
     "ScaleByRmsState",
     "ScaleByScheduleState",
     "SkipNonfiniteState",
@@ -70,9 +74,15 @@ __all__ = [
     "TerminateOnNaN",
     "TraceState",
     "accumulate",
+    "adadelta",
+    "adagrad",
+    "adam",
+    "adamax",
+    "adamw",
     "add_decayed_weights",
     "add_gradient_noise",
     "all_finite",
+    "amsgrad",
     "apply_updates",
     "bias_correction",
     "chain",
@@ -88,7 +98,10 @@ __all__ = [
     "identity",
     "inject_hyperparams",
     "lookahead_params",
+    "nadam",
     "named_chain",
+    "reduce_on_plateau",
+    "rmsprop",
     "scale",
     "scale_by_adadelta",
     "scale_by_learning_rate",
@@ -96,7 +109,9 @@ __all__ = [
     "scale_by_nesterov_ema",
     "scale_by_rms",
     "scale_by_sum_of_squares",
+    "schedules",
     "set_hyperparams",
+    "sgd",
     "skip_nonfinite",
     "trace",
 ]

@@ -1,0 +1,270 @@
+"""Monotone decay schedules: constant, linear, piecewise constant, step, multistep,
+exponential, inverse time and polynomial.
+
+Every schedule is a :class:`gradopt.Bound` of a module-level function: a callable
+``step -> value`` that compares by value. ``k`` below is the step (0 first).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from gradopt._base import Bound
+from gradopt._checks import check_flag, check_scalar
+from gradopt._schedules_common import (
+    as_float,
+    check_boundaries,
+    check_nonnegative,
+    check_positive,
+    count_reached,
+)
+
+
+def _steps(count):
+    return as_float(count)
+
+
+def _constant(count, *, value):
+    return jnp.full(jnp.shape(count), as_float(value))
+
+
+def constant(value) -> Bound:
+    """The schedule that returns ``value`` at every step.
+
+    Example:
+      >>> schedules.constant(0.1)(7)  # 0.1
+    """
+    check_scalar("gradopt.schedules.constant", "value", value)
+    return Bound(_constant, value=value)
+
+
+def _linear(count, *, init_value, end_value, transition_steps):
+    alpha = jnp.clip(_steps(count) / as_float(transition_steps), 0.0, 1.0)
+    return (1.0 - alpha) * as_float(init_value) + alpha * as_float(end_value)
+
+
+def linear(init_value, end_value, transition_steps) -> Bound:
+    """Linear decay from ``init_value`` to ``end_value`` over ``transition_steps``, then constant.
+
+    The form of Goodfellow et al. (Deep Learning, section 8.3.1), with
+    ``eps_0 = init_value``, ``eps_tau = end_value`` and ``tau = transition_steps``:
+
+        alpha = min(k / tau, 1)
+        eps_k = (1 - alpha) * eps_0 + alpha * eps_tau
+
+    Matches torch ``LinearLR(start_factor=s, end_factor=e, total_iters=tau)`` on a
+    base rate ``lr`` as ``linear(s * lr, e * lr, tau)``, and Keras
+    ``PolynomialDecay(init, tau, end, power=1)``. It also serves as a linear
+    warm-up when ``end_value > init_value``.
+
+    Args:
+      init_value: the value at step 0.
+      end_value: the value from step ``transition_steps`` on.
+      transition_steps: ``tau`` > 0.
+
+    Example:
+      >>> sched = schedules.linear(0.1, 0.001, 1000)
+
+    References:
+      Goodfellow, Bengio and Courville, Deep Learning, MIT Press, 2016, section 8.3.1.
+    """
+    where = "gradopt.schedules.linear"
+    check_scalar(where, "init_value", init_value)
+    check_scalar(where, "end_value", end_value)
+    check_positive(where, "transition_steps", transition_steps)
+    return Bound(
+        _linear, init_value=init_value, end_value=end_value, transition_steps=transition_steps
+    )
+
+
+def _piecewise_constant(count, *, boundaries, values):
+    table = jnp.stack([as_float(v) for v in values])
+    return jnp.take(table, count_reached(count, boundaries))
+
+
+def piecewise_constant(boundaries, values) -> Bound:
+    """A staircase of values: ``values[i]`` from step ``boundaries[i - 1]`` on.
+
+        value_k = values[i]   where i = #{j : k >= boundaries[j]}
+
+    The new value takes effect *at* the boundary step, as in torch's
+    ``MultiStepLR``. Keras ``PiecewiseConstantDecay(boundaries, values)`` switches
+    one step later (its ``values[i]`` holds for ``boundaries[i-1] < k <=
+    boundaries[i]``): it equals ``piecewise_constant([b + 1 for b in boundaries],
+    values)``.
+
+    Args:
+      boundaries: non-decreasing steps (a list or tuple).
+      values: one more value than there are boundaries (learning rates, not scales).
+
+    Example:
+      >>> sched = schedules.piecewise_constant((100, 200), (0.1, 0.01, 0.001))
+    """
+    where = "gradopt.schedules.piecewise_constant"
+    boundaries = check_boundaries(where, "boundaries", boundaries, strict=False)
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(f"{where}: values must be a list or tuple of numbers, got {values!r}.")
+    values = tuple(values)
+    if len(values) != len(boundaries) + 1:
+        raise ValueError(
+            f"{where}: values must have one more entry than boundaries, got {len(values)} values "
+            f"for {len(boundaries)} boundaries. Give the value before the first boundary too."
+        )
+    for i, v in enumerate(values):
+        check_scalar(where, f"values[{i}]", v)
+    return Bound(_piecewise_constant, boundaries=boundaries, values=values)
+
+
+def _step_decay(count, *, init_value, step_size, gamma):
+    exponent = jnp.floor(_steps(count) / as_float(step_size))
+    return as_float(init_value) * as_float(gamma) ** exponent
+
+
+def step(init_value, step_size, gamma=0.1) -> Bound:
+    """Step decay: multiply by ``gamma`` every ``step_size`` steps.
+
+        value_k = init_value * gamma ** floor(k / step_size)
+
+    Matches torch ``StepLR(step_size, gamma)`` on a base rate ``init_value``.
+
+    Example:
+      >>> sched = schedules.step(0.1, step_size=30, gamma=0.1)
+    """
+    where = "gradopt.schedules.step"
+    check_scalar(where, "init_value", init_value)
+    check_positive(where, "step_size", step_size)
+    check_nonnegative(where, "gamma", gamma, fix="gamma is a multiplicative factor such as 0.1.")
+    return Bound(_step_decay, init_value=init_value, step_size=step_size, gamma=gamma)
+
+
+def _multistep(count, *, init_value, milestones, gamma):
+    reached = count_reached(count, milestones).astype(as_float(0).dtype)
+    return as_float(init_value) * as_float(gamma) ** reached
+
+
+def multistep(init_value, milestones, gamma=0.1) -> Bound:
+    """Multiply by ``gamma`` at each milestone.
+
+        value_k = init_value * gamma ** #{j : k >= milestones[j]}
+
+    Matches torch ``MultiStepLR(milestones, gamma)``, including a milestone
+    listed twice (it decays twice).
+
+    Example:
+      >>> sched = schedules.multistep(0.1, milestones=(30, 80), gamma=0.1)
+    """
+    where = "gradopt.schedules.multistep"
+    check_scalar(where, "init_value", init_value)
+    milestones = check_boundaries(where, "milestones", milestones, strict=False)
+    check_nonnegative(where, "gamma", gamma, fix="gamma is a multiplicative factor such as 0.1.")
+    return Bound(_multistep, init_value=init_value, milestones=milestones, gamma=gamma)
+
+
+def _decay_exponent(count, decay_steps, staircase):
+    p = _steps(count) / as_float(decay_steps)
+    return jnp.floor(p) if staircase else p
+
+
+def _exponential(count, *, init_value, decay_rate, decay_steps, staircase):
+    return as_float(init_value) * as_float(decay_rate) ** _decay_exponent(
+        count, decay_steps, staircase
+    )
+
+
+def exponential(init_value, decay_rate, decay_steps=1, *, staircase=False) -> Bound:
+    """Exponential decay, continuous or staircase.
+
+        value_k = init_value * decay_rate ** (k / decay_steps)        (floor of the
+                                                                       exponent if staircase)
+
+    Matches Keras ``ExponentialDecay(init_value, decay_steps, decay_rate,
+    staircase)`` (note the different argument order) and, with
+    ``decay_steps=1``, torch ``ExponentialLR(gamma=decay_rate)``.
+
+    Example:
+      >>> sched = schedules.exponential(0.1, decay_rate=0.96, decay_steps=1000)
+    """
+    where = "gradopt.schedules.exponential"
+    check_scalar(where, "init_value", init_value)
+    check_nonnegative(where, "decay_rate", decay_rate)
+    check_positive(where, "decay_steps", decay_steps)
+    check_flag(where, "staircase", staircase)
+    return Bound(
+        _exponential,
+        init_value=init_value,
+        decay_rate=decay_rate,
+        decay_steps=decay_steps,
+        staircase=staircase,
+    )
+
+
+def _inverse_time(count, *, init_value, decay_rate, decay_steps, staircase):
+    p = _decay_exponent(count, decay_steps, staircase)
+    return as_float(init_value) / (1.0 + as_float(decay_rate) * p)
+
+
+def inverse_time(init_value, decay_rate, decay_steps=1, *, staircase=False) -> Bound:
+    """Inverse-time ("1/t") decay.
+
+        value_k = init_value / (1 + decay_rate * k / decay_steps)    (floor of k /
+                                                                       decay_steps if staircase)
+
+    Matches Keras ``InverseTimeDecay(init_value, decay_steps, decay_rate,
+    staircase)``.
+
+    Example:
+      >>> sched = schedules.inverse_time(0.1, decay_rate=0.5, decay_steps=100)
+    """
+    where = "gradopt.schedules.inverse_time"
+    check_scalar(where, "init_value", init_value)
+    check_nonnegative(where, "decay_rate", decay_rate)
+    check_positive(where, "decay_steps", decay_steps)
+    check_flag(where, "staircase", staircase)
+    return Bound(
+        _inverse_time,
+        init_value=init_value,
+        decay_rate=decay_rate,
+        decay_steps=decay_steps,
+        staircase=staircase,
+    )
+
+
+def _polynomial(count, *, init_value, end_value, decay_steps, power, cycle):
+    k = _steps(count)
+    steps = as_float(decay_steps)
+    if cycle:
+        steps = steps * jnp.maximum(jnp.ceil(k / steps), 1.0)
+    else:
+        k = jnp.minimum(k, steps)
+    init, end = as_float(init_value), as_float(end_value)
+    return (init - end) * (1.0 - k / steps) ** as_float(power) + end
+
+
+def polynomial(init_value, end_value, decay_steps, power=1.0, *, cycle=False) -> Bound:
+    """Polynomial decay from ``init_value`` to ``end_value`` over ``decay_steps``.
+
+        value_k = (init_value - end_value) * (1 - min(k, T) / T) ** power + end_value
+
+    with ``T = decay_steps``; with ``cycle=True``, ``T`` is instead
+    ``decay_steps * max(ceil(k / decay_steps), 1)`` (the decay restarts from a
+    lower peak). Matches Keras ``PolynomialDecay(init_value, decay_steps,
+    end_value, power, cycle)`` and, with ``end_value=0``, torch
+    ``PolynomialLR(total_iters=decay_steps, power)``.
+
+    Example:
+      >>> sched = schedules.polynomial(0.1, 0.0, decay_steps=1000, power=2.0)
+    """
+    where = "gradopt.schedules.polynomial"
+    check_scalar(where, "init_value", init_value)
+    check_scalar(where, "end_value", end_value)
+    check_positive(where, "decay_steps", decay_steps)
+    check_nonnegative(where, "power", power)
+    check_flag(where, "cycle", cycle)
+    return Bound(
+        _polynomial,
+        init_value=init_value,
+        end_value=end_value,
+        decay_steps=decay_steps,
+        power=power,
+        cycle=cycle,
+    )
