@@ -39,7 +39,7 @@ bench-quick: $(STAMP)
 	@echo "TODO(benchmarks)"
 
 docs: $(STAMP)
-	@echo "TODO(docs)"
+	$(PY) -m mkdocs build --strict
 
 lint: $(STAMP)
 	$(PY) -m ruff check gradopt tests experiments
