@@ -1,0 +1,311 @@
+"""The Adam family: adam, adamw, amsgrad, adamax, nadam.
+
+Each is a :func:`gradopt.chain` of moment estimates, bias correction, an
+adaptive scaling and the learning rate. ``adam`` reads::
+
+    chain(ema(b1), bias_correction(b1), scale_by_rms(b2, eps=eps, debias=True),
+          scale_by_learning_rate(learning_rate))
+"""
+
+from __future__ import annotations
+
+from gradopt._adaptive import scale_by_max_norm, scale_by_rms
+from gradopt._base import GradientTransformation, chain
+from gradopt._checks import check_flag, check_learning_rate
+from gradopt._moments import (
+    bias_correction,
+    check_decay,
+    check_dtype,
+    check_eps,
+    ema,
+    scale_by_nesterov_ema,
+)
+from gradopt._scale import scale_by_learning_rate
+from gradopt._sgd import check_weight_decay, with_l2
+from gradopt._weight_decay import add_decayed_weights
+
+
+def _check_common(where, learning_rate, b1, b2, eps, weight_decay=0.0):
+    check_learning_rate(where, learning_rate)
+    check_decay(where, "b1", b1)
+    check_decay(where, "b2", b2)
+    check_eps(where, eps)
+    check_weight_decay(where, weight_decay)
+
+
+def _adam_core(b1, b2, eps, mu_dtype, nu_dtype, amsgrad=False):
+    return (
+        ema(b1, dtype=mu_dtype),
+        bias_correction(b1),
+        scale_by_rms(b2, eps=eps, debias=True, amsgrad=amsgrad, dtype=nu_dtype),
+    )
+
+
+def adam(
+    learning_rate=1e-3,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    *,
+    weight_decay=0.0,
+    mu_dtype=None,
+    nu_dtype=None,
+) -> GradientTransformation:
+    r"""Adam (Kingma & Ba, 2015).
+
+    With ``g = grad + weight_decay * w`` (coupled L2, off by default) and
+    ``t`` the 1-based step::
+
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g**2
+        m_hat = m / (1 - b1**t)
+        v_hat = v / (1 - b2**t)
+        w = w - learning_rate * m_hat / (sqrt(v_hat) + eps)
+
+    Args:
+      learning_rate: a non-negative number, a scalar array or a schedule.
+      b1, b2: decay rates of the moments, in [0, 1).
+      eps: > 0, outside the square root.
+      weight_decay: coupled L2 coefficient (for decoupled decay use :func:`adamw`).
+      mu_dtype, nu_dtype: storage dtypes of ``m`` and ``v`` (None: each
+        parameter's dtype); the arithmetic is in float32 or wider.
+
+    Returns:
+      ``chain(ema(b1), bias_correction(b1), scale_by_rms(b2, eps=eps,
+      debias=True), scale_by_learning_rate(learning_rate))``.
+
+    Example:
+      >>> opt = gradopt.adam(1e-3)
+      >>> state = opt.init(params)
+      >>> updates, state = opt.update(grads, state)
+
+    Note:
+      How PyTorch, Keras and optax differ. PyTorch and optax use these
+      defaults and this eps placement. Keras uses epsilon 1e-7 and adds it to
+      ``sqrt(v)`` before the bias correction of ``v`` (the "eps hat" of the
+      paper's section 2), i.e. ``eps * sqrt(1 - b2**t)`` here.
+
+    References:
+      Kingma & Ba, Adam: A method for stochastic optimization, ICLR 2015,
+      arXiv:1412.6980.
+    """
+    where = "gradopt.adam"
+    _check_common(where, learning_rate, b1, b2, eps, weight_decay)
+    check_dtype(where, mu_dtype)
+    check_dtype(where, nu_dtype)
+    return with_l2(
+        weight_decay,
+        *_adam_core(b1, b2, eps, mu_dtype, nu_dtype),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+def adamw(
+    learning_rate=1e-3,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    weight_decay=1e-2,
+    *,
+    mask=None,
+    mu_dtype=None,
+    nu_dtype=None,
+) -> GradientTransformation:
+    r"""AdamW: Adam with decoupled weight decay (Loshchilov & Hutter, 2019).
+
+    With ``m_hat``, ``v_hat`` as in :func:`adam` (built from the raw gradient)::
+
+        w = w - learning_rate * (m_hat / (sqrt(v_hat) + eps) + weight_decay * w)
+
+    The paper writes ``w = w - eta_t * (alpha * m_hat / (sqrt(v_hat) + eps) +
+    lambda * w)`` with a schedule multiplier ``eta_t``. Here, as in PyTorch,
+    Keras and optax, the decay is multiplied by the learning rate itself: with
+    ``learning_rate = alpha * eta_t`` the two agree for ``lambda = alpha *
+    weight_decay``, and the decay follows any learning-rate schedule as the
+    paper's does.
+
+    Args:
+      learning_rate: a non-negative number, a scalar array or a schedule.
+      b1, b2: decay rates of the moments, in [0, 1).
+      eps: > 0.
+      weight_decay: decoupled decay coefficient, >= 0 (PyTorch's default 1e-2).
+      mask: which parameters to decay (see :func:`gradopt.add_decayed_weights`).
+      mu_dtype, nu_dtype: storage dtypes of the moments.
+
+    Returns:
+      ``chain(ema(b1), bias_correction(b1), scale_by_rms(b2, eps=eps,
+      debias=True), add_decayed_weights(weight_decay), scale_by_learning_rate(...))``.
+
+    Note:
+      How PyTorch, Keras and optax differ: all three place the decay as here;
+      the default weight decay is 1e-2 in PyTorch, 0.004 in Keras and 1e-4 in
+      optax; Keras' epsilon is 1e-7 (see :func:`adam`).
+
+    References:
+      Loshchilov & Hutter, Decoupled weight decay regularization, ICLR 2019,
+      arXiv:1711.05101.
+    """
+    where = "gradopt.adamw"
+    _check_common(where, learning_rate, b1, b2, eps, weight_decay)
+    check_dtype(where, mu_dtype)
+    check_dtype(where, nu_dtype)
+    return chain(
+        *_adam_core(b1, b2, eps, mu_dtype, nu_dtype),
+        add_decayed_weights(weight_decay, mask=mask),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+def amsgrad(
+    learning_rate=1e-3,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    *,
+    weight_decay=0.0,
+    mu_dtype=None,
+    nu_dtype=None,
+) -> GradientTransformation:
+    r"""AMSGrad (Reddi, Kale & Kumar, 2018): Adam with a non-decreasing second moment.
+
+    With ``m``, ``v`` as in :func:`adam`::
+
+        v_max = max(v_max, v)
+        w = w - learning_rate * (m / (1 - b1**t)) / (sqrt(v_max / (1 - b2**t)) + eps)
+
+    Args:
+      learning_rate: a non-negative number, a scalar array or a schedule.
+      b1, b2: decay rates of the moments, in [0, 1).
+      eps: > 0.
+      weight_decay: coupled L2 coefficient, >= 0.
+      mu_dtype, nu_dtype: storage dtypes of the moments.
+
+    Returns:
+      ``chain(ema(b1), bias_correction(b1), scale_by_rms(b2, eps=eps,
+      debias=True, amsgrad=True), scale_by_learning_rate(learning_rate))``.
+
+    Note:
+      The paper's algorithm has no bias correction; this one keeps Adam's, as
+      PyTorch (``Adam(amsgrad=True)``) and Keras (``amsgrad=True``) do, taking
+      the maximum of the raw ``v`` and debiasing it. optax.amsgrad takes the
+      maximum of the debiased ``v`` instead.
+
+    References:
+      Reddi, Kale & Kumar, On the convergence of Adam and beyond, ICLR 2018,
+      arXiv:1904.09237.
+    """
+    where = "gradopt.amsgrad"
+    _check_common(where, learning_rate, b1, b2, eps, weight_decay)
+    check_dtype(where, mu_dtype)
+    check_dtype(where, nu_dtype)
+    return with_l2(
+        weight_decay,
+        *_adam_core(b1, b2, eps, mu_dtype, nu_dtype, amsgrad=True),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+def adamax(
+    learning_rate=2e-3,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    *,
+    eps_inside_max: bool = False,
+    weight_decay=0.0,
+) -> GradientTransformation:
+    r"""AdaMax (Kingma & Ba, 2015, section 7.1): Adam with the infinity norm.
+
+    With ``m`` as in :func:`adam`::
+
+        u = max(b2 * u, |g|)
+        w = w - learning_rate * (m / (1 - b1**t)) / (u + eps)
+
+    Args:
+      learning_rate: a non-negative number, a scalar array or a schedule
+        (2e-3, the paper's default).
+      b1, b2: decay rates, in [0, 1).
+      eps: > 0. The paper has none (``u`` is only zero where every gradient
+        so far was zero); it is added so that such coordinates stay finite.
+      eps_inside_max: ``u = max(b2 * u, |g| + eps)`` and divide by ``u``, as
+        PyTorch does.
+      weight_decay: coupled L2 coefficient, >= 0.
+
+    Returns:
+      ``chain(ema(b1), bias_correction(b1), scale_by_max_norm(b2, eps=eps),
+      scale_by_learning_rate(learning_rate))``.
+
+    Note:
+      How PyTorch, Keras and optax differ. PyTorch: learning rate 2e-3, eps
+      1e-8 inside the maximum. Keras: learning rate 1e-3, epsilon 1e-7 added
+      to ``u``. optax: eps 1e-8 added to ``u``, as here.
+
+    References:
+      Kingma & Ba, Adam: A method for stochastic optimization, ICLR 2015,
+      arXiv:1412.6980.
+    """
+    where = "gradopt.adamax"
+    _check_common(where, learning_rate, b1, b2, eps, weight_decay)
+    check_flag(where, "eps_inside_max", eps_inside_max)
+    return with_l2(
+        weight_decay,
+        ema(b1),
+        bias_correction(b1),
+        scale_by_max_norm(b2, eps=eps, eps_inside_max=eps_inside_max),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+def nadam(
+    learning_rate=2e-3,
+    b1=0.9,
+    b2=0.999,
+    eps=1e-8,
+    *,
+    momentum_decay=0.004,
+    weight_decay=0.0,
+    mu_dtype=None,
+    nu_dtype=None,
+) -> GradientTransformation:
+    r"""Nadam: Adam with Nesterov momentum (Dozat, 2016).
+
+    With the momentum schedule ``mu_t = b1 * (1 - 0.5 * 0.96**(t * momentum_decay))``
+    and ``v_hat`` as in :func:`adam`::
+
+        m = b1 * m + (1 - b1) * g
+        m_bar = mu_{t+1} * m / (1 - prod_{i<=t+1} mu_i)
+                + (1 - mu_t) * g / (1 - prod_{i<=t} mu_i)
+        w = w - learning_rate * m_bar / (sqrt(v_hat) + eps)
+
+    Args:
+      learning_rate: a non-negative number, a scalar array or a schedule (2e-3).
+      b1, b2: decay rates, in [0, 1).
+      eps: > 0.
+      momentum_decay: the schedule's rate (0.004, i.e. ``0.96**(t/250)`` as in
+        the paper), or None for the constant ``mu_t = b1``.
+      weight_decay: coupled L2 coefficient, >= 0.
+      mu_dtype, nu_dtype: storage dtypes of the moments.
+
+    Returns:
+      ``chain(scale_by_nesterov_ema(b1, momentum_decay=momentum_decay),
+      scale_by_rms(b2, eps=eps, debias=True), scale_by_learning_rate(learning_rate))``.
+
+    Note:
+      How PyTorch, Keras and optax differ. PyTorch (learning rate 2e-3,
+      ``momentum_decay=4e-3``) and Keras (learning rate 1e-3, epsilon 1e-7)
+      use this scheduled form. optax.nadam uses the constant ``mu_t = b1``
+      (``momentum_decay=None`` here).
+
+    References:
+      Dozat, Incorporating Nesterov momentum into Adam, ICLR 2016 workshop.
+    """
+    where = "gradopt.nadam"
+    _check_common(where, learning_rate, b1, b2, eps, weight_decay)
+    check_dtype(where, mu_dtype)
+    check_dtype(where, nu_dtype)
+    return with_l2(
+        weight_decay,
+        scale_by_nesterov_ema(b1, momentum_decay=momentum_decay, dtype=mu_dtype),
+        scale_by_rms(b2, eps=eps, debias=True, dtype=nu_dtype),
+        scale_by_learning_rate(learning_rate),
+    )
