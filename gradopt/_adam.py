@@ -293,8 +293,9 @@ def nadam(
     Note:
       How PyTorch, Keras and optax differ. PyTorch (learning rate 2e-3,
       ``momentum_decay=4e-3``) and Keras (learning rate 1e-3, epsilon 1e-7)
-      use this scheduled form. optax.nadam uses the constant ``mu_t = b1``
-      (``momentum_decay=None`` here).
+      use this scheduled form, Keras with ``0.96**t`` in place of
+      ``0.96**(t * 0.004)`` (``momentum_decay=1.0`` here). optax.nadam uses
+      the constant ``mu_t = b1`` (``momentum_decay=None`` here).
 
     References:
       Dozat, Incorporating Nesterov momentum into Adam, ICLR 2016 workshop.
