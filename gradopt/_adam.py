@@ -238,7 +238,8 @@ def adamax(
     Note:
       How PyTorch, Keras and optax differ. PyTorch: learning rate 2e-3, eps
       1e-8 inside the maximum. Keras: learning rate 1e-3, epsilon 1e-7 added
-      to ``u``. optax: eps 1e-8 added to ``u``, as here.
+      to ``u``, as here. optax: eps 1e-8 inside the maximum, like PyTorch
+      (``optax.tree_utils`` ``tree_update_infinity_moment``).
 
     References:
       Kingma & Ba, Adam: A method for stochastic optimization, ICLR 2015,
