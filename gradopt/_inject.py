@@ -54,8 +54,15 @@ def _inject_init(params, *, factory, static, numeric, schedules, dtype):
     count = zero_count()
     for name, schedule in schedules:
         values[name] = _as_array(schedule(count), dtype)
-    inner = factory(**dict(static), **values)
-    return InjectHyperparamsState(count, values, inner.init(params))
+
+    def inner_init(values, params):
+        return factory(**dict(static), **values).init(params)
+
+    # Traced values, as in update: a factory may choose its stages by whether a
+    # value is a concrete zero (sgd without momentum), and the state must not
+    # change structure between init and update.
+    inner_state = jax.jit(inner_init)(values, params)
+    return InjectHyperparamsState(count, values, inner_state)
 
 
 def _inject_update(
