@@ -163,7 +163,8 @@ def run(settings: common.Settings) -> common.Result:
             fastest = min(reached, key=reached.get)
             fastest_by_model[model] = label(fastest)
             findings.append(
-                f"{model}: first to reach loss {common.fmt(target)} (halfway, on a log scale, from the start to the best final loss) in "
+                f"{model}: first to reach loss {common.fmt(target)} (halfway, on a log scale, "
+                "from the start to the best final loss) in "
                 f"wall-clock time: {label(fastest)} ({reached[fastest]:.2f} s); never reached by "
                 + (", ".join(label(b) for b in batch_sizes if b not in reached) or "none")
                 + "."
