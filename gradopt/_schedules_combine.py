@@ -118,8 +118,8 @@ def from_callable(fn: Callable[..., Any], /, **kwargs: Any) -> Bound:
     except Exception as error:  # noqa: BLE001 - re-raised with the fix
         raise TypeError(
             f"{where}: calling fn on a traced int32 step failed with {type(error).__name__}: "
-            f"{error}. Write fn with jax.numpy operations (jnp.where instead of Python `if` on "
-            "the step) so it can be traced."
+            f"{str(error).rstrip('.')}. Write fn with jax.numpy operations (jnp.where instead "
+            "of Python `if` on the step) so it can be traced."
         ) from error
     if out.shape != ():
         raise ValueError(

@@ -237,7 +237,9 @@ def _polynomial(count, *, init_value, end_value, decay_steps, power, cycle):
     else:
         k = jnp.minimum(k, steps)
     init, end = as_float(init_value), as_float(end_value)
-    return (init - end) * (1.0 - k / steps) ** as_float(power) + end
+    # (steps - k) / steps rather than 1 - k / steps: exactly 0 at the end, where a
+    # fractional power would magnify a rounding error.
+    return (init - end) * ((steps - k) / steps) ** as_float(power) + end
 
 
 def polynomial(init_value, end_value, decay_steps, power=1.0, *, cycle=False) -> Bound:
