@@ -99,6 +99,8 @@ def num_batches(n: int, batch_size: int | None = None, *, drop_last: bool = Fals
 def _order(n, *, key, epoch, order, scores, num_bands):
     if order == "sequential":
         return jnp.arange(n, dtype=jnp.int32)
+    if order == "curriculum" and num_bands is None:
+        return jnp.argsort(scores, stable=True).astype(jnp.int32)
     if key is None:
         raise ValueError(
             f"gradopt.data.epoch_indices: order={order!r} needs a PRNG key "
@@ -108,8 +110,6 @@ def _order(n, *, key, epoch, order, scores, num_bands):
     if order == "shuffle":
         return jax.random.permutation(epoch_key, n).astype(jnp.int32)
     by_score = jnp.argsort(scores, stable=True).astype(jnp.int32)
-    if num_bands is None:
-        return by_score
     band = (jnp.arange(n) * num_bands) // n
     noise = jax.random.uniform(epoch_key, (n,))
     within = jnp.lexsort((noise, band))  # by band, then randomly within it
@@ -136,7 +136,7 @@ def epoch_indices(
       order: ``"sequential"``, ``"shuffle"`` or ``"curriculum"`` (see the
         module docstring).
       key: a JAX PRNG key; needed for ``"shuffle"`` and for a curriculum with
-        bands.
+        ``num_bands``.
       epoch: the epoch number (an int or a traced int scalar); the epoch's
         randomness comes from ``jax.random.fold_in(key, epoch)``.
       scores: for ``"curriculum"``, an array of ``n`` difficulties, easy (low)
