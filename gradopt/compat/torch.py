@@ -1,0 +1,456 @@
+"""torch.optim's optimizers, exactly, as chains of gradopt's primitives.
+
+Argument names, order and defaults are those of ``torch.optim`` 2.13 (the
+``params`` argument aside: a gradopt optimizer is built before it sees the
+parameters; the implementation switches ``foreach``, ``fused``,
+``capturable`` and ``differentiable`` have no counterpart). Arguments are
+validated under the conditions torch.optim uses; the primitives add their own
+(an ``eps`` of 0, for instance, is refused by them).
+
+Every optimizer is ``chain(<maximize>, <coupled weight decay>, chain(<rule>))``:
+``maximize=True`` negates the gradient first, and torch's ``weight_decay``
+(except AdamW's and ``decoupled_weight_decay=True``) adds ``weight_decay * w``
+to the gradient before anything else, so the statistics of the inner chain are
+built from the decayed gradient, as in torch.
+
+Example:
+  >>> from gradopt.compat import torch as torch_compat
+  >>> opt = torch_compat.sgd(lr=0.1, momentum=0.9, nesterov=True)
+  >>> state = opt.init(params)
+  >>> updates, state = opt.update(grads, state, params)
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from gradopt import (
+    Bound,
+    GradientTransformation,
+    add_decayed_weights,
+    bias_correction,
+    chain,
+    ema,
+    scale,
+    scale_by_adadelta,
+    scale_by_learning_rate,
+    scale_by_max_norm,
+    scale_by_nesterov_ema,
+    scale_by_rms,
+    scale_by_sum_of_squares,
+    trace,
+)
+from gradopt._checks import check_flag, check_learning_rate, check_scalar, concrete_value
+
+__all__ = ["adadelta", "adagrad", "adam", "adamax", "adamw", "nadam", "rmsprop", "sgd"]
+
+
+def _where(name: str) -> str:
+    return f"gradopt.compat.torch.{name}"
+
+
+def _non_negative(where: str, name: str, value) -> None:
+    check_scalar(where, name, value, low=0.0, fix=f"torch.optim requires {name} >= 0.")
+
+
+def _check_betas(where: str, betas) -> tuple:
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+        raise TypeError(
+            f"{where}: betas must be a pair (beta1, beta2) such as (0.9, 0.999), got {betas!r}."
+        )
+    for i, b in enumerate(betas):
+        check_scalar(
+            where,
+            f"betas[{i}]",
+            b,
+            low=0.0,
+            high=1.0,
+            high_open=True,
+            fix="Each beta lies in [0, 1), as torch.optim requires.",
+        )
+    return tuple(betas)
+
+
+def _is_zero(value) -> bool:
+    """True for a concrete zero; a traced value is taken to be non-zero."""
+    return concrete_value(value) == 0.0
+
+
+def _assemble(rule, *, weight_decay, maximize, coupled=True) -> GradientTransformation:
+    """``chain(<maximize>, <coupled weight decay>, chain(*rule))``."""
+    pre = []
+    if maximize:
+        pre.append(scale(-1.0))
+    if coupled and not _is_zero(weight_decay):
+        pre.append(add_decayed_weights(weight_decay))
+    return chain(*pre, chain(*rule)) if pre else chain(*rule)
+
+
+def _decoupled(weight_decay, decoupled: bool, lr) -> list:
+    """The decoupled decay stage (``w *= 1 - lr*wd`` before the step), placed before lr.
+
+    torch multiplies by ``1 - lr*wd`` rounded to float32, which shifts the decay
+    by up to 6e-8 a step: 1e-5 relative after 200 steps at ``lr*wd = 1e-3``.
+    For concrete values the coefficient is adjusted so that ``lr * wd`` equals
+    ``1 - float32(1 - lr*wd)`` exactly as torch applies it.
+    """
+    if not decoupled or _is_zero(weight_decay):
+        return []
+    lr_value, wd_value = concrete_value(lr), concrete_value(weight_decay)
+    if lr_value and wd_value is not None and not callable(lr):
+        factor = float(np.float32(1.0 - lr_value * wd_value))
+        weight_decay = (1.0 - factor) / lr_value
+    return [add_decayed_weights(weight_decay)]
+
+
+def sgd(lr=0.001, momentum=0, dampening=0, weight_decay=0, nesterov=False, *, maximize=False):
+    """``torch.optim.SGD``.
+
+    With ``g`` the gradient (negated if ``maximize``) plus ``weight_decay * w``::
+
+        v = g                                  (first step, no dampening)
+        v = momentum * v + (1 - dampening) * g (later steps)
+        d = g + momentum * v  if nesterov  else v      (d = g when momentum == 0)
+        w = w - lr * d
+
+    Chain: ``trace(momentum, dampening=dampening, nesterov=nesterov,
+    dampen_first_step=False)`` then ``scale_by_learning_rate(lr)``.
+
+    Args:
+      lr: learning rate, >= 0.
+      momentum: >= 0 (the primitive also requires < 1).
+      dampening: in [0, 1].
+      weight_decay: coupled L2 coefficient, >= 0.
+      nesterov: Nesterov momentum; needs momentum > 0 and dampening == 0.
+      maximize: ascend instead of descend.
+
+    Returns:
+      A gradient transformation; its ``update`` needs ``params`` when
+      ``weight_decay`` is not 0.
+    """
+    where = _where("sgd")
+    check_learning_rate(where, lr, "lr")
+    _non_negative(where, "momentum", momentum)
+    _non_negative(where, "weight_decay", weight_decay)
+    check_scalar(where, "dampening", dampening)
+    check_flag(where, "nesterov", nesterov)
+    check_flag(where, "maximize", maximize)
+    if nesterov and (_is_zero(momentum) or not _is_zero(dampening)):
+        raise ValueError(
+            f"{where}: nesterov=True needs momentum > 0 and dampening == 0, got "
+            f"momentum={momentum!r}, dampening={dampening!r}. Set momentum (0.9 is usual) "
+            "and dampening=0, or use nesterov=False."
+        )
+    rule = []
+    if not _is_zero(momentum):
+        rule.append(
+            trace(momentum, dampening=dampening, nesterov=nesterov, dampen_first_step=False)
+        )
+    rule.append(scale_by_learning_rate(lr))
+    return _assemble(rule, weight_decay=weight_decay, maximize=maximize)
+
+
+def _adagrad_lr(count, *, lr, lr_decay):
+    """torch's Adagrad step size ``lr / (1 + (t - 1) * lr_decay)``; ``count = t - 1``."""
+    t = jnp.asarray(count).astype(jnp.float32)
+    return lr / (1 + t * lr_decay)
+
+
+def adagrad(
+    lr=0.01,
+    lr_decay=0,
+    weight_decay=0,
+    initial_accumulator_value=0,
+    eps=1e-10,
+    *,
+    maximize=False,
+):
+    """``torch.optim.Adagrad``.
+
+    With ``g`` the gradient (negated if ``maximize``) plus ``weight_decay * w``,
+    ``t`` the 1-based step and ``G`` starting at ``initial_accumulator_value``::
+
+        G = G + g**2
+        w = w - lr / (1 + (t - 1) * lr_decay) * g / (sqrt(G) + eps)
+
+    Chain: ``scale_by_sum_of_squares(eps=eps, initial_accumulator_value=...)``
+    then ``scale_by_learning_rate`` (with the decaying step size as a schedule
+    when ``lr_decay`` is not 0).
+
+    Args:
+      lr, lr_decay, weight_decay, initial_accumulator_value, eps: all >= 0.
+      maximize: ascend instead of descend.
+
+    Returns:
+      A gradient transformation.
+    """
+    where = _where("adagrad")
+    check_learning_rate(where, lr, "lr")
+    for name, value in (
+        ("lr_decay", lr_decay),
+        ("weight_decay", weight_decay),
+        ("initial_accumulator_value", initial_accumulator_value),
+        ("eps", eps),
+    ):
+        _non_negative(where, name, value)
+    check_flag(where, "maximize", maximize)
+    step_size = lr if _is_zero(lr_decay) else Bound(_adagrad_lr, lr=lr, lr_decay=lr_decay)
+    rule = [
+        scale_by_sum_of_squares(
+            eps=eps, initial_accumulator_value=initial_accumulator_value, eps_inside_sqrt=False
+        ),
+        scale_by_learning_rate(step_size),
+    ]
+    return _assemble(rule, weight_decay=weight_decay, maximize=maximize)
+
+
+def adadelta(lr=1.0, rho=0.9, eps=1e-06, weight_decay=0, *, maximize=False):
+    """``torch.optim.Adadelta``.
+
+    With ``g`` the gradient (negated if ``maximize``) plus ``weight_decay * w``::
+
+        E[g**2]  = rho * E[g**2] + (1 - rho) * g**2
+        dx       = sqrt(E[dx**2] + eps) / sqrt(E[g**2] + eps) * g
+        E[dx**2] = rho * E[dx**2] + (1 - rho) * dx**2
+        w        = w - lr * dx
+
+    Chain: ``scale_by_adadelta(rho, eps=eps)`` then ``scale_by_learning_rate(lr)``.
+
+    Args:
+      lr: >= 0. rho: in [0, 1] (the primitive requires < 1). eps: >= 0.
+      weight_decay: >= 0. maximize: ascend instead of descend.
+
+    Returns:
+      A gradient transformation.
+    """
+    where = _where("adadelta")
+    check_learning_rate(where, lr, "lr")
+    check_scalar(where, "rho", rho, low=0.0, high=1.0, fix="torch.optim requires 0 <= rho <= 1.")
+    _non_negative(where, "eps", eps)
+    _non_negative(where, "weight_decay", weight_decay)
+    check_flag(where, "maximize", maximize)
+    rule = [scale_by_adadelta(rho, eps=eps), scale_by_learning_rate(lr)]
+    return _assemble(rule, weight_decay=weight_decay, maximize=maximize)
+
+
+def rmsprop(
+    lr=0.01,
+    alpha=0.99,
+    eps=1e-08,
+    weight_decay=0,
+    momentum=0,
+    centered=False,
+    maximize=False,
+):
+    """``torch.optim.RMSprop``.
+
+    With ``g`` the gradient (negated if ``maximize``) plus ``weight_decay * w``::
+
+        v   = alpha * v + (1 - alpha) * g**2
+        gm  = alpha * gm + (1 - alpha) * g                   (centered only)
+        a   = sqrt(v - gm**2) + eps  if centered  else  sqrt(v) + eps
+        buf = momentum * buf + g / a;   w = w - lr * buf     (momentum > 0)
+        w   = w - lr * g / a                                 (momentum == 0)
+
+    eps is outside the square root and the learning rate outside the momentum
+    buffer. Chain: ``scale_by_rms(alpha, eps=eps, centered=centered)``,
+    ``trace(momentum)`` when momentum > 0, ``scale_by_learning_rate(lr)``.
+
+    Args:
+      lr, alpha, eps, weight_decay, momentum: all >= 0 (the primitives also
+        require alpha < 1 and momentum < 1).
+      centered: divide by the estimated standard deviation instead of the RMS.
+      maximize: ascend instead of descend.
+
+    Returns:
+      A gradient transformation.
+    """
+    where = _where("rmsprop")
+    check_learning_rate(where, lr, "lr")
+    for name, value in (
+        ("eps", eps),
+        ("momentum", momentum),
+        ("weight_decay", weight_decay),
+        ("alpha", alpha),
+    ):
+        _non_negative(where, name, value)
+    check_flag(where, "centered", centered)
+    check_flag(where, "maximize", maximize)
+    rule = [scale_by_rms(alpha, eps=eps, eps_inside_sqrt=False, centered=centered)]
+    if not _is_zero(momentum):
+        rule.append(trace(momentum))
+    rule.append(scale_by_learning_rate(lr))
+    return _assemble(rule, weight_decay=weight_decay, maximize=maximize)
+
+
+def _adam(where, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled):
+    check_learning_rate(where, lr, "lr")
+    _non_negative(where, "eps", eps)
+    b1, b2 = _check_betas(where, betas)
+    _non_negative(where, "weight_decay", weight_decay)
+    check_flag(where, "amsgrad", amsgrad)
+    check_flag(where, "maximize", maximize)
+    check_flag(where, "decoupled_weight_decay", decoupled)
+    rule = [
+        ema(b1),
+        bias_correction(b1),
+        scale_by_rms(b2, eps=eps, debias=True, amsgrad=amsgrad),
+        *_decoupled(weight_decay, decoupled, lr),
+        scale_by_learning_rate(lr),
+    ]
+    return _assemble(rule, weight_decay=weight_decay, maximize=maximize, coupled=not decoupled)
+
+
+def adam(
+    lr=0.001,
+    betas=(0.9, 0.999),
+    eps=1e-08,
+    weight_decay=0,
+    amsgrad=False,
+    *,
+    maximize=False,
+    decoupled_weight_decay=False,
+):
+    """``torch.optim.Adam``.
+
+    With ``g`` the gradient (negated if ``maximize``), plus ``weight_decay * w``
+    unless ``decoupled_weight_decay``, ``(b1, b2) = betas`` and ``t`` the step::
+
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g**2
+        v_max = max(v_max, v)                          (amsgrad; used in place of v)
+        w = w * (1 - lr * weight_decay)                (decoupled only)
+        w = w - lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)
+
+    eps is added after the bias correction of ``v`` (optax's convention; Keras
+    adds it before). Chain: ``ema(b1)``, ``bias_correction(b1)``,
+    ``scale_by_rms(b2, eps=eps, debias=True, amsgrad=amsgrad)``, the
+    decoupled ``add_decayed_weights`` if any, ``scale_by_learning_rate(lr)``.
+
+    Args:
+      lr: >= 0. betas: each in [0, 1). eps: >= 0. weight_decay: >= 0.
+      amsgrad: use the running maximum of ``v``.
+      maximize: ascend instead of descend.
+      decoupled_weight_decay: AdamW's decay instead of L2 on the gradient.
+
+    Returns:
+      A gradient transformation.
+    """
+    return _adam(
+        _where("adam"), lr, betas, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay
+    )
+
+
+def adamw(
+    lr=0.001,
+    betas=(0.9, 0.999),
+    eps=1e-08,
+    weight_decay=0.01,
+    amsgrad=False,
+    *,
+    maximize=False,
+):
+    """``torch.optim.AdamW``: :func:`adam` with ``decoupled_weight_decay=True``.
+
+    ``w = w * (1 - lr * weight_decay)`` then Adam's step (see :func:`adam`); the
+    decay is scaled by the learning rate but not by the adaptive denominator.
+
+    Args:
+      lr: >= 0. betas: each in [0, 1). eps: >= 0. weight_decay: >= 0.
+      amsgrad: use the running maximum of ``v``. maximize: ascend.
+
+    Returns:
+      A gradient transformation; its ``update`` needs ``params``.
+    """
+    return _adam(_where("adamw"), lr, betas, eps, weight_decay, amsgrad, maximize, True)
+
+
+def adamax(lr=0.002, betas=(0.9, 0.999), eps=1e-08, weight_decay=0, *, maximize=False):
+    """``torch.optim.Adamax``.
+
+    With ``g`` the gradient (negated if ``maximize``) plus ``weight_decay * w``::
+
+        m = b1 * m + (1 - b1) * g
+        u = max(b2 * u, |g| + eps)          (eps inside the maximum)
+        w = w - lr / (1 - b1**t) * m / u
+
+    Chain: ``ema(b1)``, ``bias_correction(b1)``, ``scale_by_max_norm(b2,
+    eps=eps, eps_inside_max=True)``, ``scale_by_learning_rate(lr)``.
+
+    Args:
+      lr: >= 0. betas: each in [0, 1). eps: >= 0. weight_decay: >= 0.
+      maximize: ascend instead of descend.
+
+    Returns:
+      A gradient transformation.
+    """
+    where = _where("adamax")
+    check_learning_rate(where, lr, "lr")
+    _non_negative(where, "eps", eps)
+    b1, b2 = _check_betas(where, betas)
+    _non_negative(where, "weight_decay", weight_decay)
+    check_flag(where, "maximize", maximize)
+    rule = [
+        ema(b1),
+        bias_correction(b1),
+        scale_by_max_norm(b2, eps=eps, eps_inside_max=True),
+        scale_by_learning_rate(lr),
+    ]
+    return _assemble(rule, weight_decay=weight_decay, maximize=maximize)
+
+
+def nadam(
+    lr=0.002,
+    betas=(0.9, 0.999),
+    eps=1e-08,
+    weight_decay=0,
+    momentum_decay=0.004,
+    decoupled_weight_decay=False,
+    *,
+    maximize=False,
+):
+    """``torch.optim.NAdam``.
+
+    With ``g`` the gradient (negated if ``maximize``), plus ``weight_decay * w``
+    unless ``decoupled_weight_decay``, and
+    ``mu_t = b1 * (1 - 0.5 * 0.96**(t * momentum_decay))``::
+
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g**2
+        n = mu_{t+1} * m / (1 - mu_1...mu_{t+1}) + (1 - mu_t) * g / (1 - mu_1...mu_t)
+        w = w * (1 - lr * weight_decay)                (decoupled only)
+        w = w - lr * n / (sqrt(v / (1 - b2**t)) + eps)
+
+    Chain: ``scale_by_nesterov_ema(b1, momentum_decay=momentum_decay)``,
+    ``scale_by_rms(b2, eps=eps, debias=True)``, the decoupled
+    ``add_decayed_weights`` if any, ``scale_by_learning_rate(lr)``.
+
+    Args:
+      lr: >= 0. betas: each in [0, 1). eps, weight_decay, momentum_decay: >= 0.
+      decoupled_weight_decay: AdamW-style decay instead of L2 on the gradient.
+      maximize: ascend instead of descend.
+
+    Returns:
+      A gradient transformation.
+
+    References:
+      Dozat, Incorporating Nesterov Momentum into Adam, ICLR workshop, 2016.
+    """
+    where = _where("nadam")
+    check_learning_rate(where, lr, "lr")
+    _non_negative(where, "eps", eps)
+    b1, b2 = _check_betas(where, betas)
+    _non_negative(where, "weight_decay", weight_decay)
+    _non_negative(where, "momentum_decay", momentum_decay)
+    check_flag(where, "decoupled_weight_decay", decoupled_weight_decay)
+    check_flag(where, "maximize", maximize)
+    rule = [
+        scale_by_nesterov_ema(b1, momentum_decay=momentum_decay),
+        scale_by_rms(b2, eps=eps, debias=True),
+        *_decoupled(weight_decay, decoupled_weight_decay, lr),
+        scale_by_learning_rate(lr),
+    ]
+    return _assemble(
+        rule, weight_decay=weight_decay, maximize=maximize, coupled=not decoupled_weight_decay
+    )
