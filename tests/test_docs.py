@@ -7,6 +7,7 @@ do not build the site (``make docs`` does, with ``mkdocs build --strict``).
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import re
@@ -135,3 +136,18 @@ def test_getting_started_training_loop_runs(capsys):
     np.testing.assert_allclose(params["w"], [1.0, -2.0, 0.5], atol=1e-3)
     np.testing.assert_allclose(params["b"], 0.3, atol=1e-3)
     assert float(namespace["value"]) < 1e-5
+
+
+def test_every_python_block_in_the_docs_parses():
+    fence = re.compile(r"^([ \t]*)```python\n(.*?)^\1```", re.DOTALL | re.MULTILINE)
+    errors, blocks = [], 0
+    for page in sorted(DOCS.rglob("*.md")):
+        for indent, code in fence.findall(page.read_text()):
+            blocks += 1
+            code = "\n".join(line[len(indent) :] for line in code.splitlines())
+            try:
+                ast.parse(code)
+            except SyntaxError as e:
+                errors.append(f"{page.relative_to(DOCS)}: {e}")
+    assert blocks >= 10, f"found only {blocks} python blocks: is the fence pattern right?"
+    assert not errors, errors
