@@ -168,7 +168,7 @@ def reduce_on_plateau(
       A gradient transformation whose state is a :class:`ReduceOnPlateauState`.
 
     Example:
-      >>> tx = gradopt.chain(gradopt.adam(1e-3), gradopt.reduce_on_plateau(0.5, 5))
+      >>> tx = gradopt.chain(gradopt.sgd(0.1), gradopt.reduce_on_plateau(0.5, 5))
       >>> updates, state = tx.update(grads, state, params, value=loss)
     """
     check_scalar(_WHERE, "factor", factor, low=0.0, high=1.0, high_open=True, fix="Use e.g. 0.1.")

@@ -51,6 +51,9 @@ def join(schedules, boundaries) -> Bound:
       schedules: schedules (or numbers, held constant), one more than boundaries.
       boundaries: strictly increasing steps at which the next schedule takes over.
 
+    Returns:
+      A schedule ``step -> value``.
+
     Example:
       >>> sched = schedules.join(
       ...     [schedules.linear(0.0, 0.1, 100), schedules.cosine(0.1, 900)], boundaries=[100])
@@ -86,6 +89,12 @@ def product(*schedules) -> Bound:
     ``ChainedScheduler([ConstantLR(factor=f, total_iters=n), ExponentialLR(g)])``
     is ``product(lr, piecewise_constant([n], [f, 1.0]), exponential(1.0, g))``.
 
+    Args:
+      *schedules: schedules or numbers.
+
+    Returns:
+      A schedule ``step -> value``.
+
     Example:
       >>> sched = schedules.product(0.1, schedules.step(1.0, 30, 0.5))
     """
@@ -105,6 +114,17 @@ def from_callable(fn: Callable[..., Any], /, **kwargs: Any) -> Bound:
     step. Keyword arguments are passed on at every call, so they may be traced
     arrays (a sweep over them can be vmapped). Two schedules from the same
     function object and equal arguments compare equal.
+
+    Args:
+      fn: a callable ``fn(step, **kwargs)``; positional only.
+      **kwargs: arguments passed to ``fn`` at every call.
+
+    Returns:
+      A schedule ``step -> value``.
+
+    Raises:
+      TypeError: ``fn`` is not callable or cannot be traced with an int32 step.
+      ValueError: ``fn`` does not return a scalar.
 
     Example:
       >>> sched = schedules.from_callable(lambda k, lr: lr * 0.5 ** (k // 10), lr=0.1)

@@ -48,6 +48,9 @@ def cosine(init_value, decay_steps, end_value=0.0, *, cyclic=False) -> Bound:
       end_value: the value at step ``T``.
       cyclic: keep following the cosine after ``T`` (torch); keyword only.
 
+    Returns:
+      A schedule ``step -> value``.
+
     Example:
       >>> sched = schedules.cosine(0.1, decay_steps=10_000, end_value=1e-4)
 
@@ -113,6 +116,9 @@ def cosine_with_restarts(
       peak_decay: each restart's peak (above ``end_value``) is this many times
         the one before; keyword only.
 
+    Returns:
+      A schedule ``step -> value``.
+
     Example:
       >>> sched = schedules.cosine_with_restarts(0.1, 1000, period_mult=2.0)
 
@@ -169,6 +175,9 @@ def warmup(schedule, warmup_steps, *, init_value=0.0) -> Bound:
       schedule: the schedule to warm up into, or a number to hold after it.
       warmup_steps: ``W`` >= 0 (an integer number of steps).
       init_value: the value at step 0; keyword only.
+
+    Returns:
+      A schedule ``step -> value``.
 
     Example:
       >>> sched = schedules.warmup(schedules.cosine(1e-3, 10_000), 500)
@@ -255,6 +264,9 @@ def onecycle(
       final_div_factor: ``final = initial / final_div_factor``.
       anneal: ``"cos"`` or ``"linear"``.
       three_phase: use the three-phase variant.
+
+    Returns:
+      A schedule ``step -> value``.
 
     Example:
       >>> sched = schedules.onecycle(0.1, total_steps=10_000)

@@ -31,6 +31,12 @@ def _constant(count, *, value):
 def constant(value) -> Bound:
     """The schedule that returns ``value`` at every step.
 
+    Args:
+      value: the value (a number or a scalar array).
+
+    Returns:
+      A schedule ``step -> value``.
+
     Example:
       >>> schedules.constant(0.1)(7)  # 0.1
     """
@@ -61,6 +67,9 @@ def linear(init_value, end_value, transition_steps) -> Bound:
       init_value: the value at step 0.
       end_value: the value from step ``transition_steps`` on.
       transition_steps: ``tau`` > 0.
+
+    Returns:
+      A schedule ``step -> value``.
 
     Example:
       >>> sched = schedules.linear(0.1, 0.001, 1000)
@@ -97,6 +106,9 @@ def piecewise_constant(boundaries, values) -> Bound:
       boundaries: non-decreasing steps (a list or tuple).
       values: one more value than there are boundaries (learning rates, not scales).
 
+    Returns:
+      A schedule ``step -> value``.
+
     Example:
       >>> sched = schedules.piecewise_constant((100, 200), (0.1, 0.01, 0.001))
     """
@@ -127,6 +139,14 @@ def step(init_value, step_size, gamma=0.1) -> Bound:
 
     Matches torch ``StepLR(step_size, gamma)`` on a base rate ``init_value``.
 
+    Args:
+      init_value: the value at step 0.
+      step_size: steps between decays, > 0.
+      gamma: the factor applied at each decay, >= 0.
+
+    Returns:
+      A schedule ``step -> value``.
+
     Example:
       >>> sched = schedules.step(0.1, step_size=30, gamma=0.1)
     """
@@ -149,6 +169,14 @@ def multistep(init_value, milestones, gamma=0.1) -> Bound:
 
     Matches torch ``MultiStepLR(milestones, gamma)``, including a milestone
     listed twice (it decays twice).
+
+    Args:
+      init_value: the value at step 0.
+      milestones: non-decreasing steps at which the value is multiplied by ``gamma``.
+      gamma: the factor applied at each milestone, >= 0.
+
+    Returns:
+      A schedule ``step -> value``.
 
     Example:
       >>> sched = schedules.multistep(0.1, milestones=(30, 80), gamma=0.1)
@@ -181,6 +209,15 @@ def exponential(init_value, decay_rate, decay_steps=1, *, staircase=False) -> Bo
     staircase)`` (note the different argument order) and, with
     ``decay_steps=1``, torch ``ExponentialLR(gamma=decay_rate)``.
 
+    Args:
+      init_value: the value at step 0.
+      decay_rate: the factor per ``decay_steps`` steps, >= 0.
+      decay_steps: > 0.
+      staircase: decay in whole multiples of ``decay_steps``; keyword only.
+
+    Returns:
+      A schedule ``step -> value``.
+
     Example:
       >>> sched = schedules.exponential(0.1, decay_rate=0.96, decay_steps=1000)
     """
@@ -211,6 +248,15 @@ def inverse_time(init_value, decay_rate, decay_steps=1, *, staircase=False) -> B
 
     Matches Keras ``InverseTimeDecay(init_value, decay_steps, decay_rate,
     staircase)``.
+
+    Args:
+      init_value: the value at step 0.
+      decay_rate: >= 0.
+      decay_steps: > 0.
+      staircase: use ``floor(k / decay_steps)``; keyword only.
+
+    Returns:
+      A schedule ``step -> value``.
 
     Example:
       >>> sched = schedules.inverse_time(0.1, decay_rate=0.5, decay_steps=100)
@@ -252,6 +298,16 @@ def polynomial(init_value, end_value, decay_steps, power=1.0, *, cycle=False) ->
     lower peak). Matches Keras ``PolynomialDecay(init_value, decay_steps,
     end_value, power, cycle)`` and, with ``end_value=0``, torch
     ``PolynomialLR(total_iters=decay_steps, power)``.
+
+    Args:
+      init_value: the value at step 0.
+      end_value: the value from step ``decay_steps`` on (without ``cycle``).
+      decay_steps: > 0.
+      power: the exponent, >= 0 (1 is linear).
+      cycle: restart the decay every ``decay_steps``; keyword only.
+
+    Returns:
+      A schedule ``step -> value``.
 
     Example:
       >>> sched = schedules.polynomial(0.1, 0.0, decay_steps=1000, power=2.0)
