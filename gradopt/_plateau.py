@@ -174,10 +174,12 @@ def reduce_on_plateau(
     check_scalar(_WHERE, "factor", factor, low=0.0, high=1.0, high_open=True, fix="Use e.g. 0.1.")
     check_scalar(_WHERE, "patience", patience, low=0.0, fix="Use a whole number such as 10.")
     check_choice(_WHERE, "mode", mode, ("min", "max"))
-    check_scalar(_WHERE, "threshold", threshold, low=0.0)
+    check_scalar(_WHERE, "threshold", threshold, low=0.0, fix="Use 0.0 for no margin.")
     check_choice(_WHERE, "threshold_mode", threshold_mode, ("rel", "abs"))
     check_scalar(_WHERE, "cooldown", cooldown, low=0.0, fix="Use a whole number such as 0.")
-    check_scalar(_WHERE, "min_scale", min_scale, low=0.0, high=1.0)
+    check_scalar(
+        _WHERE, "min_scale", min_scale, low=0.0, high=1.0, fix="It is min_lr / learning_rate."
+    )
     for name, count in (("patience", patience), ("cooldown", cooldown)):
         if isinstance(count, float) and not count.is_integer():
             raise ValueError(f"{_WHERE}: {name} must be a whole number, got {count!r}.")

@@ -7,8 +7,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gradopt._checks import check_scalar, concrete_value
+
+STEPS_FIX = "Pass a positive number of steps, e.g. 1000."
 
 
 def float_dtype() -> jnp.dtype:
@@ -61,6 +64,6 @@ def count_reached(count: jax.Array, boundaries: tuple) -> jax.Array:
 
 def shift_steps(count, offset):
     """``max(count - offset, 0)``: an int32 step for an integer offset, else a float one."""
-    if isinstance(offset, int):
+    if isinstance(offset, (int, np.integer)):
         return jnp.maximum(jnp.asarray(count, jnp.int32) - offset, 0)
     return jnp.maximum(as_float(count) - as_float(offset), 0.0)

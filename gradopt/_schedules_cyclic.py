@@ -12,7 +12,13 @@ import jax.numpy as jnp
 
 from gradopt._base import Bound
 from gradopt._checks import check_choice, check_flag, check_scalar
-from gradopt._schedules_common import as_float, check_nonnegative, check_positive, shift_steps
+from gradopt._schedules_common import (
+    STEPS_FIX,
+    as_float,
+    check_nonnegative,
+    check_positive,
+    shift_steps,
+)
 
 
 def _half_cosine(fraction):
@@ -60,7 +66,7 @@ def cosine(init_value, decay_steps, end_value=0.0, *, cyclic=False) -> Bound:
     """
     where = "gradopt.schedules.cosine"
     check_scalar(where, "init_value", init_value)
-    check_positive(where, "decay_steps", decay_steps)
+    check_positive(where, "decay_steps", decay_steps, fix=STEPS_FIX)
     check_scalar(where, "end_value", end_value)
     check_flag(where, "cyclic", cyclic)
     return Bound(
@@ -128,7 +134,7 @@ def cosine_with_restarts(
     """
     where = "gradopt.schedules.cosine_with_restarts"
     check_scalar(where, "init_value", init_value)
-    check_positive(where, "first_period", first_period)
+    check_positive(where, "first_period", first_period, fix=STEPS_FIX)
     check_scalar(where, "end_value", end_value)
     check_scalar(
         where, "period_mult", period_mult, low=1.0, fix="Use 1.0 for periods of equal length."
@@ -189,7 +195,7 @@ def warmup(schedule, warmup_steps, *, init_value=0.0) -> Bound:
     where = "gradopt.schedules.warmup"
     if not callable(schedule):
         check_scalar(where, "schedule", schedule)
-    check_nonnegative(where, "warmup_steps", warmup_steps)
+    check_nonnegative(where, "warmup_steps", warmup_steps, fix="Use 0 for no warm-up.")
     check_scalar(where, "init_value", init_value)
     return Bound(_warmup, schedule=schedule, warmup_steps=warmup_steps, init_value=init_value)
 
@@ -277,10 +283,12 @@ def onecycle(
     """
     where = "gradopt.schedules.onecycle"
     check_scalar(where, "max_value", max_value)
-    check_positive(where, "total_steps", total_steps)
-    check_scalar(where, "pct_start", pct_start, low=0.0, high=1.0)
-    check_positive(where, "div_factor", div_factor)
-    check_positive(where, "final_div_factor", final_div_factor)
+    check_positive(where, "total_steps", total_steps, fix=STEPS_FIX)
+    check_scalar(
+        where, "pct_start", pct_start, low=0.0, high=1.0, fix="It is a fraction of total_steps."
+    )
+    check_positive(where, "div_factor", div_factor, fix="torch uses 25.0.")
+    check_positive(where, "final_div_factor", final_div_factor, fix="torch uses 1e4.")
     check_choice(where, "anneal", anneal, ("cos", "linear"))
     check_flag(where, "three_phase", three_phase)
     return Bound(

@@ -12,12 +12,15 @@ import jax.numpy as jnp
 from gradopt._base import Bound
 from gradopt._checks import check_flag, check_scalar
 from gradopt._schedules_common import (
+    STEPS_FIX,
     as_float,
     check_boundaries,
     check_nonnegative,
     check_positive,
     count_reached,
 )
+
+RATE_FIX = "decay_rate is a non-negative factor such as 0.5."
 
 
 def _steps(count):
@@ -80,7 +83,7 @@ def linear(init_value, end_value, transition_steps) -> Bound:
     where = "gradopt.schedules.linear"
     check_scalar(where, "init_value", init_value)
     check_scalar(where, "end_value", end_value)
-    check_positive(where, "transition_steps", transition_steps)
+    check_positive(where, "transition_steps", transition_steps, fix=STEPS_FIX)
     return Bound(
         _linear, init_value=init_value, end_value=end_value, transition_steps=transition_steps
     )
@@ -152,7 +155,7 @@ def step(init_value, step_size, gamma=0.1) -> Bound:
     """
     where = "gradopt.schedules.step"
     check_scalar(where, "init_value", init_value)
-    check_positive(where, "step_size", step_size)
+    check_positive(where, "step_size", step_size, fix=STEPS_FIX)
     check_nonnegative(where, "gamma", gamma, fix="gamma is a multiplicative factor such as 0.1.")
     return Bound(_step_decay, init_value=init_value, step_size=step_size, gamma=gamma)
 
@@ -223,8 +226,8 @@ def exponential(init_value, decay_rate, decay_steps=1, *, staircase=False) -> Bo
     """
     where = "gradopt.schedules.exponential"
     check_scalar(where, "init_value", init_value)
-    check_nonnegative(where, "decay_rate", decay_rate)
-    check_positive(where, "decay_steps", decay_steps)
+    check_nonnegative(where, "decay_rate", decay_rate, fix=RATE_FIX)
+    check_positive(where, "decay_steps", decay_steps, fix=STEPS_FIX)
     check_flag(where, "staircase", staircase)
     return Bound(
         _exponential,
@@ -263,8 +266,8 @@ def inverse_time(init_value, decay_rate, decay_steps=1, *, staircase=False) -> B
     """
     where = "gradopt.schedules.inverse_time"
     check_scalar(where, "init_value", init_value)
-    check_nonnegative(where, "decay_rate", decay_rate)
-    check_positive(where, "decay_steps", decay_steps)
+    check_nonnegative(where, "decay_rate", decay_rate, fix=RATE_FIX)
+    check_positive(where, "decay_steps", decay_steps, fix=STEPS_FIX)
     check_flag(where, "staircase", staircase)
     return Bound(
         _inverse_time,
@@ -315,8 +318,8 @@ def polynomial(init_value, end_value, decay_steps, power=1.0, *, cycle=False) ->
     where = "gradopt.schedules.polynomial"
     check_scalar(where, "init_value", init_value)
     check_scalar(where, "end_value", end_value)
-    check_positive(where, "decay_steps", decay_steps)
-    check_nonnegative(where, "power", power)
+    check_positive(where, "decay_steps", decay_steps, fix=STEPS_FIX)
+    check_nonnegative(where, "power", power, fix="Use 1.0 for a linear decay.")
     check_flag(where, "cycle", cycle)
     return Bound(
         _polynomial,
