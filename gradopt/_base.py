@@ -161,7 +161,7 @@ def _chain_update(updates, state, params=None, *, transforms, **extra):
         )
     extra = {**extra, "grads": updates}
     new_state = []
-    for tx, s in zip(transforms, state):
+    for tx, s in zip(transforms, state, strict=True):
         updates, s = call_update(tx, updates, s, params, extra)
         new_state.append(s)
     return updates, tuple(new_state)
@@ -183,7 +183,7 @@ def chain(*transforms) -> GradientTransformation:
 
 
 def _named_chain_init(params, *, names, transforms):
-    return {name: tx.init(params) for name, tx in zip(names, transforms)}
+    return {name: tx.init(params) for name, tx in zip(names, transforms, strict=True)}
 
 
 def _named_chain_update(updates, state, params=None, *, names, transforms, **extra):
@@ -195,7 +195,7 @@ def _named_chain_update(updates, state, params=None, *, names, transforms, **ext
         )
     extra = {**extra, "grads": updates}
     new_state = {}
-    for name, tx in zip(names, transforms):
+    for name, tx in zip(names, transforms, strict=True):
         updates, new_state[name] = call_update(tx, updates, state[name], params, extra)
     return updates, new_state
 

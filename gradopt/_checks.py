@@ -98,7 +98,11 @@ def check_learning_rate(where: str, value: Any, name: str = "learning_rate") -> 
             f"(a callable step -> value), got {value!r} of type {type(value).__name__}."
         )
     check_scalar(
-        where, name, value, low=0.0, fix="Learning rates are non-negative; the sign of the "
+        where,
+        name,
+        value,
+        low=0.0,
+        fix="Learning rates are non-negative; the sign of the "
         "step lives in the transforms. To ascend, use maximize=True where offered.",
     )
 
