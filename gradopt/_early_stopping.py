@@ -29,13 +29,15 @@ class EarlyStopping:
 
     This is, line for line, ``keras.callbacks.EarlyStopping`` of Keras 3,
     checked against its recorded behaviour (``tests/fixtures/early_stopping.json``).
-    Consequences worth knowing: with a ``baseline``, epochs that improve on the
-    best so far but not on the baseline do not reset the wait, so training stops
-    ``patience`` epochs after the first one unless the baseline is beaten (an
-    improving epoch itself never triggers the stop); a NaN value is never an
-    improvement, but a NaN *first* value becomes ``best`` and nothing compares
-    better than NaN afterwards (guard against NaN losses with
-    :func:`gradopt.all_finite` / :class:`gradopt.TerminateOnNaN`).
+    Consequences worth knowing. An improving epoch never stops training. With
+    a ``baseline``, epochs that improve on the best so far but not on the
+    baseline do not reset the wait, so once ``patience`` monitored epochs have
+    gone by without beating the baseline, the first epoch that does not improve
+    stops training. A NaN value is never an improvement, but a NaN *first*
+    value becomes ``best`` and nothing compares better than NaN afterwards
+    (guard against NaN losses with :func:`gradopt.all_finite` or
+    :class:`gradopt.TerminateOnNaN`). ``update`` keeps counting after it has
+    returned True, as Keras would if training went on.
 
     Args:
       monitor: the name of the monitored quantity, used for ``mode="auto"``
