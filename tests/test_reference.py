@@ -85,6 +85,15 @@ CASES = [
         lambda lr: ref.sgd(lr, 0.9, classic=True),
         ("schedule", 0.05),
     ),
+    (
+        "trace-undampened-first-step",  # torch.optim.SGD's first step: v = g
+        lambda lr: gradopt.chain(
+            gradopt.trace(0.8, dampening=0.3, dampen_first_step=False),
+            gradopt.scale_by_learning_rate(lr),
+        ),
+        lambda lr: ref.sgd(lr, 0.8, dampening=0.3, dampen_first_step=False),
+        0.05,
+    ),
     ("adagrad", lambda lr: gradopt.adagrad(lr), lambda lr: ref.adagrad(lr), 0.1),
     (
         "adagrad-eps-inside-init",
@@ -194,7 +203,8 @@ def compare(case, dtype, rtol, atol):
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_float32_matches_reference(case):
-    # float32 rounding (~6e-8 per operation) accumulated over 120 steps.
+    # float32 rounding (~6e-8 per operation) accumulated over 120 steps; the largest
+    # error measured is ~1.3e-5 relative, in centred RMSprop (nu - mean**2 cancels).
     compare(case, jnp.float32, rtol=2e-5, atol=2e-6)
 
 
