@@ -269,7 +269,8 @@ def rmsprop(
       1e-2, eps 1e-8 outside the root, learning rate outside the momentum
       buffer. Keras: rho 0.9, learning rate 1e-3, epsilon 1e-7 inside the
       root, learning rate inside the momentum velocity. optax: decay 0.9,
-      eps 1e-8 inside the root (``eps_in_sqrt=True``).
+      eps 1e-8 inside the root (``eps_in_sqrt=True``), learning rate inside
+      the momentum (its ``trace`` follows the learning rate).
 
     References:
       Tieleman & Hinton, Lecture 6.5 - RMSProp, COURSERA: Neural Networks for
