@@ -83,7 +83,8 @@ def adam(
       How PyTorch, Keras and optax differ. PyTorch and optax use these
       defaults and this eps placement. Keras uses epsilon 1e-7 and adds it to
       ``sqrt(v)`` before the bias correction of ``v`` (the "eps hat" of the
-      paper's section 2), i.e. ``eps * sqrt(1 - b2**t)`` here.
+      paper's section 2), which is ``eps = epsilon / sqrt(1 - b2**t)`` in the
+      rule above.
 
     References:
       Kingma & Ba, Adam: A method for stochastic optimization, ICLR 2015,
