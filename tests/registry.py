@@ -1,0 +1,579 @@
+"""One registry of every gradient transformation gradopt exports.
+
+The conformance battery (``tests/test_conformance.py``), the validation
+properties (``tests/test_validation.py``) and the public-API coverage check
+read this list. Behaviour differences are expressed as capability flags on the
+entry, never as skip-lists keyed by name.
+
+How to add a transform (one entry each)
+---------------------------------------
+Append an :class:`Entry` to ``REGISTRY`` below (primitives, named optimizers,
+wrappers and compat modules all go in the same list)::
+
+    Entry(
+        "clip_by_global_norm",               # unique id; "compat.torch.adam" for compat
+        gradopt.clip_by_global_norm,         # factory: **kwargs -> transform
+        kwargs={"max_norm": 1.0},            # a typical configuration
+        sweepable={"max_norm": (0.1, 1.0, 3.0)},  # hyperparameters the battery vmaps over
+        ranges={"max_norm": Range(0.0, None, low_open=True)},  # what construction accepts
+    )
+
+Fields that matter (all optional except name and factory):
+
+* ``kwargs``: the configuration the battery builds with ``entry.make()``.
+* ``needs_params``: ``update`` needs ``params`` (decayed weights, for instance);
+  the battery passes them only to entries with this flag, so every other entry
+  is also checked to work with ``params=None``.
+* ``extra_args``: keyword arguments every ``update`` call receives
+  (``{"value": jnp.asarray(1.0)}`` for a transform that reads the loss).
+  Such entries are not placed inside ``optax.chain``, which drops extra
+  arguments for transforms that are not optax's own.
+* ``sweepable``: hyperparameter -> three or more values; the battery builds the
+  transform inside ``jax.vmap`` over them and compares with a Python loop.
+  Values must be valid concrete values too.
+* ``ranges``: hyperparameter -> :class:`Range` that construction accepts;
+  values outside must raise a ValueError naming the argument and the value.
+  ``flags``: boolean keyword-only switches (a non-bool raises TypeError).
+  ``callable_ok``: arguments that also accept a schedule (a callable).
+* ``converges``: problem name (``"quadratic"``, ``"rosenbrock"``) ->
+  :class:`Convergence` with tuned hyperparameters. Primitives that do not take
+  a learning rate set ``then_learning_rate`` to be followed by
+  ``scale_by_learning_rate``.
+* ``stochastic``: the updates are random (drawn from a key in the state); the
+  convergence check is then on the mean of the last iterates.
+* ``low_precision``: False if the transform is not meant for bfloat16 params.
+* ``optimizer``: a named optimizer (the validation properties run on these).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+import gradopt
+import gradopt.compat.keras
+import gradopt.compat.torch
+
+
+class Range(NamedTuple):
+    """An interval of allowed values: ``[low, high]``, ``None`` for unbounded."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+
+DECAY = Range(0.0, 1.0, high_open=True)  # b1, b2, rho, momentum: [0, 1)
+POSITIVE = Range(0.0, None, low_open=True)  # eps: (0, inf)
+NONNEGATIVE = Range(0.0, None)  # learning rates, weight decay: [0, inf)
+
+
+class Convergence(NamedTuple):
+    """Tuned settings under which an entry solves a test problem.
+
+    Attributes:
+      kwargs: overrides of the entry's ``kwargs`` (tuned learning rate, ...).
+      steps: number of steps.
+      then_learning_rate: for primitives without a learning rate: follow the
+        transform by ``scale_by_learning_rate(then_learning_rate)``.
+    """
+
+    kwargs: Mapping[str, Any]
+    steps: int
+    then_learning_rate: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One transform factory and what the battery may assume about it."""
+
+    name: str
+    factory: Callable[..., Any]
+    kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    needs_params: bool = False
+    extra_args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    sweepable: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
+    ranges: Mapping[str, Range] = dataclasses.field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+    callable_ok: tuple[str, ...] = ()
+    converges: Mapping[str, Convergence] = dataclasses.field(default_factory=dict)
+    stochastic: bool = False
+    low_precision: bool = True
+    optimizer: bool = False
+
+    def make(self, **overrides):
+        """Build the transform with the entry's kwargs updated by ``overrides``."""
+        return self.factory(**{**self.kwargs, **overrides})
+
+    def update(self, tx, updates, state, params):
+        """Call ``tx.update`` the way this entry needs (params, extra arguments)."""
+        return tx.update(updates, state, params if self.needs_params else None, **self.extra_args)
+
+    def __repr__(self) -> str:  # short ids in test reports
+        return self.name
+
+
+def _schedule(count):
+    """A module-level schedule: ``0.1 * 0.99**count`` (a float32 scalar)."""
+    return 0.1 * jnp.power(0.99, count.astype(jnp.float32))
+
+
+# ----------------------------------------------------------------------------
+# The registry. Keep it in the order of the modules; one entry per configuration
+# worth checking (a factory may appear several times under different names).
+
+LR_SWEEP = (0.01, 0.1, 0.3)
+DECAY_SWEEP = (0.0, 0.5, 0.9)
+
+REGISTRY: list[Entry] = [
+    # -- protocol ------------------------------------------------------------
+    Entry("identity", gradopt.identity),
+    # -- scaling -------------------------------------------------------------
+    Entry(
+        "scale",
+        gradopt.scale,
+        kwargs={"factor": -0.1},
+        sweepable={"factor": (-0.5, 0.1, 2.0)},
+        ranges={"factor": Range()},
+        converges={"quadratic": Convergence({"factor": -0.1}, 200)},
+    ),
+    Entry(
+        "scale_by_learning_rate",
+        gradopt.scale_by_learning_rate,
+        kwargs={"learning_rate": 0.1},
+        sweepable={"learning_rate": LR_SWEEP},
+        ranges={"learning_rate": NONNEGATIVE},
+        flags=("flip_sign",),
+        callable_ok=("learning_rate",),
+        converges={"quadratic": Convergence({"learning_rate": 0.1}, 200)},
+    ),
+    Entry(
+        "scale_by_learning_rate-schedule",
+        gradopt.scale_by_learning_rate,
+        kwargs={"learning_rate": _schedule},
+    ),
+]
+
+
+def _mask(params):
+    """A module-level mask: decay every leaf but the first (in tree order)."""
+    leaves, treedef = jax.tree.flatten(params)
+    return jax.tree.unflatten(treedef, [i > 0 for i in range(len(leaves))])
+
+
+def _q(steps=300, then=None, **kwargs):
+    """Shorthand for a :class:`Convergence`."""
+    return Convergence(kwargs, steps, then)
+
+
+REGISTRY += [
+    # -- momentum ------------------------------------------------------------
+    Entry(
+        "trace",
+        gradopt.trace,
+        kwargs={"momentum": 0.9},
+        sweepable={"momentum": DECAY_SWEEP, "dampening": (0.0, 0.3, 0.6)},
+        ranges={"momentum": DECAY, "dampening": Range(0.0, 1.0)},
+        flags=("nesterov", "dampen_first_step"),
+        converges={"quadratic": _q(then=0.02, momentum=0.9)},
+    ),
+    Entry(
+        "trace-nesterov",
+        gradopt.trace,
+        kwargs={"momentum": 0.9, "nesterov": True, "dampen_first_step": False},
+        converges={"quadratic": _q(then=0.02, momentum=0.9, nesterov=True)},
+    ),
+    Entry(
+        "heavy_ball",
+        gradopt.heavy_ball,
+        kwargs={"learning_rate": 0.1, "momentum": 0.9},
+        sweepable={"learning_rate": LR_SWEEP, "momentum": DECAY_SWEEP},
+        ranges={"learning_rate": NONNEGATIVE, "momentum": DECAY},
+        callable_ok=("learning_rate",),
+        converges={"quadratic": _q(learning_rate=0.02, momentum=0.9)},
+    ),
+    Entry(
+        "heavy_ball-schedule",
+        gradopt.heavy_ball,
+        kwargs={"learning_rate": _schedule, "momentum": 0.5},
+    ),
+    # -- moments -------------------------------------------------------------
+    Entry(
+        "ema",
+        gradopt.ema,
+        kwargs={"decay": 0.9},
+        sweepable={"decay": DECAY_SWEEP},
+        ranges={"decay": DECAY},
+        converges={"quadratic": _q(then=0.02, decay=0.9)},
+    ),
+    Entry("ema-bfloat16_state", gradopt.ema, kwargs={"decay": 0.9, "dtype": jnp.bfloat16}),
+    Entry(
+        "ema_of_squares",
+        gradopt.ema_of_squares,
+        kwargs={"decay": 0.999},
+        sweepable={"decay": DECAY_SWEEP},
+        ranges={"decay": DECAY},
+    ),
+    Entry(
+        "bias_correction",
+        gradopt.bias_correction,
+        kwargs={"decay": 0.9},
+        sweepable={"decay": DECAY_SWEEP},
+        ranges={"decay": DECAY},
+    ),
+    Entry(
+        "scale_by_nesterov_ema",
+        gradopt.scale_by_nesterov_ema,
+        kwargs={"b1": 0.9},
+        sweepable={"b1": DECAY_SWEEP, "momentum_decay": (0.0, 0.004, 0.5)},
+        ranges={"b1": DECAY, "momentum_decay": NONNEGATIVE},
+    ),
+    Entry(
+        "scale_by_nesterov_ema-constant",
+        gradopt.scale_by_nesterov_ema,
+        kwargs={"b1": 0.9, "momentum_decay": None},
+    ),
+    # -- adaptive scaling ----------------------------------------------------
+    Entry(
+        "scale_by_sum_of_squares",
+        gradopt.scale_by_sum_of_squares,
+        sweepable={"eps": (0.1, 1.0, 10.0), "initial_accumulator_value": (0.0, 0.1, 1.0)},
+        ranges={"eps": POSITIVE, "initial_accumulator_value": NONNEGATIVE},
+        flags=("eps_inside_sqrt",),
+        converges={"quadratic": _q(then=0.5)},
+    ),
+    Entry(
+        "scale_by_sum_of_squares-eps_inside_sqrt",
+        gradopt.scale_by_sum_of_squares,
+        kwargs={"eps_inside_sqrt": True, "initial_accumulator_value": 0.1},
+    ),
+    Entry(
+        "scale_by_rms",
+        gradopt.scale_by_rms,
+        kwargs={"decay": 0.9, "eps": 1e-8},
+        sweepable={"decay": DECAY_SWEEP, "eps": (0.1, 1.0, 10.0)},
+        ranges={"decay": DECAY, "eps": POSITIVE},
+        flags=("eps_inside_sqrt", "centered", "debias", "amsgrad"),
+        converges={"quadratic": _q(3000, then=1e-3, decay=0.9, eps=1e-8)},
+    ),
+    Entry(
+        "scale_by_rms-centered-eps_inside_sqrt",
+        gradopt.scale_by_rms,
+        kwargs={"decay": 0.9, "eps": 1e-6, "centered": True, "eps_inside_sqrt": True},
+        sweepable={"decay": DECAY_SWEEP},
+    ),
+    Entry(
+        "scale_by_rms-debias-amsgrad",
+        gradopt.scale_by_rms,
+        kwargs={"decay": 0.999, "eps": 1e-8, "debias": True, "amsgrad": True},
+        sweepable={"decay": DECAY_SWEEP},
+    ),
+    Entry(
+        "scale_by_adadelta",
+        gradopt.scale_by_adadelta,
+        kwargs={"rho": 0.9, "eps": 1e-6},
+        sweepable={"rho": DECAY_SWEEP, "eps": (1e-4, 1e-2, 1.0)},
+        ranges={"rho": DECAY, "eps": POSITIVE},
+        converges={"quadratic": _q(3000, then=1.0, rho=0.95, eps=1e-3)},
+    ),
+    Entry(
+        "scale_by_max_norm",
+        gradopt.scale_by_max_norm,
+        kwargs={"decay": 0.999, "eps": 1e-8},
+        sweepable={"decay": DECAY_SWEEP, "eps": (0.1, 1.0, 10.0)},
+        ranges={"decay": DECAY, "eps": POSITIVE},
+        flags=("eps_inside_max",),
+        converges={"quadratic": _q(400, then=0.1, decay=0.999, eps=1e-8)},
+    ),
+    Entry(
+        "scale_by_max_norm-eps_inside_max",
+        gradopt.scale_by_max_norm,
+        kwargs={"decay": 0.999, "eps": 1e-8, "eps_inside_max": True},
+    ),
+    # -- weight decay --------------------------------------------------------
+    Entry(
+        "add_decayed_weights",
+        gradopt.add_decayed_weights,
+        kwargs={"weight_decay": 0.1},
+        needs_params=True,
+        sweepable={"weight_decay": (0.0, 0.1, 1.0)},
+        ranges={"weight_decay": NONNEGATIVE},
+    ),
+    Entry(
+        "add_decayed_weights-mask",
+        gradopt.add_decayed_weights,
+        kwargs={"weight_decay": 0.1, "mask": _mask},
+        needs_params=True,
+    ),
+]
+
+
+def _injected_adam(**kwargs):
+    """``inject_hyperparams(adam)``: the wrapper's factory returns a factory."""
+    return gradopt.inject_hyperparams(gradopt.adam)(**kwargs)
+
+
+def _both(steps_q=300, steps_r=5000, **kwargs):
+    """The same tuned settings on the quadratic and on Rosenbrock."""
+    return {"quadratic": _q(steps_q, **kwargs), "rosenbrock": _q(steps_r, **kwargs)}
+
+
+ADAM_RANGES = {
+    "learning_rate": NONNEGATIVE,
+    "b1": DECAY,
+    "b2": DECAY,
+    "eps": POSITIVE,
+    "weight_decay": NONNEGATIVE,
+}
+
+REGISTRY += [
+    # -- named optimizers ----------------------------------------------------
+    Entry(
+        "sgd",
+        gradopt.sgd,
+        kwargs={"learning_rate": 0.1},
+        optimizer=True,
+        sweepable={"learning_rate": LR_SWEEP},
+        ranges={
+            "learning_rate": NONNEGATIVE,
+            "momentum": DECAY,
+            "dampening": Range(0.0, 1.0),
+            "weight_decay": NONNEGATIVE,
+        },
+        flags=("nesterov", "classic_momentum"),
+        callable_ok=("learning_rate",),
+        converges={
+            "quadratic": _q(learning_rate=0.1),
+            "rosenbrock": _q(20_000, learning_rate=1e-3),
+        },
+    ),
+    Entry(
+        "sgd-nesterov-weight_decay",
+        gradopt.sgd,
+        kwargs={"learning_rate": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-2},
+        needs_params=True,
+        sweepable={"learning_rate": LR_SWEEP, "momentum": (0.3, 0.6, 0.9)},
+        converges={
+            "quadratic": _q(learning_rate=0.02, momentum=0.9, weight_decay=0.0),
+            "rosenbrock": _q(5000, learning_rate=1e-3, momentum=0.9, weight_decay=0.0),
+        },
+    ),
+    Entry(
+        "sgd-dampening",
+        gradopt.sgd,
+        kwargs={"learning_rate": 0.1, "momentum": 0.9, "dampening": 0.5},
+        needs_params=True,
+        sweepable={"dampening": (0.0, 0.3, 0.6), "weight_decay": (0.1, 0.2, 0.3)},
+    ),
+    Entry(
+        "sgd-classic_momentum",
+        gradopt.sgd,
+        kwargs={"learning_rate": 0.1, "momentum": 0.9, "classic_momentum": True},
+        converges=_both(learning_rate=2e-3, momentum=0.9, classic_momentum=True),
+    ),
+    Entry(
+        "adagrad",
+        gradopt.adagrad,
+        optimizer=True,
+        sweepable={"learning_rate": LR_SWEEP, "initial_accumulator_value": (0.0, 0.1, 1.0)},
+        ranges={
+            "learning_rate": NONNEGATIVE,
+            "initial_accumulator_value": NONNEGATIVE,
+            "eps": POSITIVE,
+            "weight_decay": NONNEGATIVE,
+        },
+        flags=("eps_inside_sqrt",),
+        callable_ok=("learning_rate",),
+        converges=_both(learning_rate=0.5),
+    ),
+    Entry(
+        "adadelta",
+        gradopt.adadelta,
+        optimizer=True,
+        sweepable={"learning_rate": LR_SWEEP, "rho": DECAY_SWEEP},
+        ranges={
+            "learning_rate": NONNEGATIVE,
+            "rho": DECAY,
+            "eps": POSITIVE,
+            "weight_decay": NONNEGATIVE,
+        },
+        callable_ok=("learning_rate",),
+        # Rosenbrock: Adadelta stalls or diverges within 20k steps at any eps tried
+        converges={"quadratic": _q(3000, learning_rate=1.0, eps=1e-3)},
+    ),
+    Entry(
+        "rmsprop",
+        gradopt.rmsprop,
+        kwargs={"learning_rate": 1e-3},
+        optimizer=True,
+        sweepable={"learning_rate": LR_SWEEP, "decay": DECAY_SWEEP},
+        ranges={
+            "learning_rate": NONNEGATIVE,
+            "decay": DECAY,
+            "eps": POSITIVE,
+            "momentum": DECAY,
+            "weight_decay": NONNEGATIVE,
+        },
+        flags=("centered", "nesterov", "eps_inside_sqrt"),
+        callable_ok=("learning_rate",),
+        converges=_both(3000, 5000, learning_rate=1e-3),
+    ),
+    Entry(
+        "rmsprop-centered-momentum",
+        gradopt.rmsprop,
+        kwargs={"learning_rate": 1e-3, "centered": True, "momentum": 0.9, "weight_decay": 1e-2},
+        needs_params=True,
+        sweepable={"momentum": (0.3, 0.6, 0.9)},
+        converges=_both(learning_rate=1e-3, centered=True, momentum=0.9, weight_decay=0.0),
+    ),
+    Entry(
+        "adam",
+        gradopt.adam,
+        optimizer=True,
+        sweepable={"learning_rate": LR_SWEEP, "b1": DECAY_SWEEP, "b2": (0.5, 0.9, 0.999)},
+        ranges=ADAM_RANGES,
+        callable_ok=("learning_rate",),
+        converges=_both(learning_rate=0.05),
+    ),
+    Entry(
+        "adam-bfloat16_moments",
+        gradopt.adam,
+        kwargs={"mu_dtype": jnp.bfloat16, "nu_dtype": jnp.bfloat16},
+    ),
+    Entry(
+        "adamw",
+        gradopt.adamw,
+        optimizer=True,
+        sweepable={"learning_rate": LR_SWEEP, "weight_decay": (0.1, 0.5, 1.0)},
+        ranges=ADAM_RANGES,
+        callable_ok=("learning_rate",),
+        needs_params=True,
+        converges=_both(learning_rate=0.05, weight_decay=1e-4),
+    ),
+    Entry(
+        "amsgrad",
+        gradopt.amsgrad,
+        optimizer=True,
+        sweepable={"learning_rate": LR_SWEEP, "b2": (0.5, 0.9, 0.999)},
+        ranges=ADAM_RANGES,
+        callable_ok=("learning_rate",),
+        converges=_both(learning_rate=0.05),
+    ),
+    Entry(
+        "adamax",
+        gradopt.adamax,
+        optimizer=True,
+        sweepable={"learning_rate": LR_SWEEP, "b1": DECAY_SWEEP},
+        ranges=ADAM_RANGES,
+        flags=("eps_inside_max",),
+        callable_ok=("learning_rate",),
+        converges=_both(learning_rate=0.05),
+    ),
+    Entry(
+        "nadam",
+        gradopt.nadam,
+        optimizer=True,
+        sweepable={"learning_rate": LR_SWEEP, "b1": DECAY_SWEEP},
+        ranges={**ADAM_RANGES, "momentum_decay": NONNEGATIVE},
+        callable_ok=("learning_rate",),
+        converges=_both(learning_rate=0.05),
+    ),
+    # -- clipping, noise, guards, wrappers -----------------------------------
+    Entry(
+        "clip",
+        gradopt.clip,
+        kwargs={"max_delta": 0.5},
+        sweepable={"max_delta": (0.1, 0.5, 1.0)},
+        ranges={"max_delta": NONNEGATIVE},
+    ),
+    Entry(
+        "clip_by_norm",
+        gradopt.clip_by_norm,
+        kwargs={"max_norm": 0.5},
+        sweepable={"max_norm": (0.1, 0.5, 1.0)},
+        ranges={"max_norm": NONNEGATIVE},
+    ),
+    Entry(
+        "clip_by_global_norm",
+        gradopt.clip_by_global_norm,
+        kwargs={"max_norm": 1.0},
+        sweepable={"max_norm": (0.1, 0.5, 1.0)},
+        ranges={"max_norm": NONNEGATIVE},
+    ),
+    Entry(
+        "add_gradient_noise",
+        gradopt.add_gradient_noise,
+        kwargs={"eta": 0.01, "seed": 0},
+        stochastic=True,
+        sweepable={"eta": (0.01, 0.1, 1.0), "gamma": (0.0, 0.55, 1.0)},
+        ranges={"eta": NONNEGATIVE, "gamma": NONNEGATIVE},
+        converges={"quadratic": _q(1000, then=0.05, eta=0.01)},
+    ),
+    Entry(
+        "skip_nonfinite",
+        gradopt.skip_nonfinite,
+        kwargs={"inner": gradopt.adam(0.05), "max_consecutive": 3},
+        converges={"quadratic": _q(inner=gradopt.adam(0.05))},
+    ),
+    Entry(
+        "accumulate",
+        gradopt.accumulate,
+        kwargs={"inner": gradopt.sgd(0.1, momentum=0.9), "every_k": 2},
+        converges={"quadratic": _q(600, inner=gradopt.sgd(0.05, momentum=0.5))},
+    ),
+    Entry(
+        "inject_hyperparams",
+        _injected_adam,
+        kwargs={"learning_rate": 1e-2, "b1": 0.9},
+        sweepable={"learning_rate": LR_SWEEP, "b1": DECAY_SWEEP},
+        converges=_both(learning_rate=0.05),
+    ),
+    Entry(
+        "reduce_on_plateau",
+        gradopt.reduce_on_plateau,
+        kwargs={"factor": 0.5, "patience": 0},
+        extra_args={"value": jnp.asarray(1.0)},
+        sweepable={"factor": (0.1, 0.5, 0.9)},
+        ranges={"factor": Range(0.0, 1.0, high_open=True), "min_scale": Range(0.0, 1.0)},
+    ),
+    # -- compat: exact PyTorch and Keras conventions -------------------------
+    *[
+        Entry(
+            f"compat.{lib}.{name}",
+            getattr(module, name),
+            kwargs={lr: 0.01},
+            # one sweep per library: the compat modules share the primitives' code paths
+            sweepable={lr: LR_SWEEP} if name == "adam" else {},
+            needs_params=name == "adamw",
+        )
+        for lib, module, lr in (
+            ("torch", gradopt.compat.torch, "lr"),
+            ("keras", gradopt.compat.keras, "learning_rate"),
+        )
+        for name in module.__all__
+    ],
+]
+
+BY_NAME: dict[str, Entry] = {e.name: e for e in REGISTRY}
+if len(BY_NAME) != len(REGISTRY):
+    raise ValueError("tests/registry.py: entry names must be unique")
+
+# Public names of gradopt that are not transform factories (classes, states,
+# combinators, helpers). Every other public callable must have an entry.
+NOT_TRANSFORMS = frozenset(
+    {
+        "all_finite",
+        "apply_updates",
+        "check_skips",
+        "global_norm",
+        "set_hyperparams",
+        "lookahead_params",
+        "chain",
+        "named_chain",
+    }
+)

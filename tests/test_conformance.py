@@ -1,0 +1,345 @@
+"""The conformance battery: every entry of ``tests/registry.py`` against the protocol.
+
+For each transform: the state keeps its tree structure, shapes and dtypes from
+step to step; the second step reuses the first step's compilation; bfloat16
+params give bfloat16 updates that agree with a float32 run; the transform gives
+the same result alone, inside ``gradopt.chain`` and inside ``optax.chain``;
+jit and no-jit agree (chex variants); building it inside ``jax.vmap`` over a
+hyperparameter matches a Python loop; entries flagged ``converges`` solve a
+quadratic and the Rosenbrock function. Trees are tiny and steps few, so the
+battery's cost is dominated by one or two compilations per entry.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import re
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from absl.testing import parameterized
+
+import gradopt
+from tests.registry import BY_NAME, NOT_TRANSFORMS, REGISTRY
+
+ENTRIES = [pytest.param(e, id=e.name) for e in REGISTRY]
+N_STEPS = 3
+
+
+# ----------------------------------------------------------------------------
+# tiny trees
+
+
+def make_params(dtype=jnp.float32):
+    """A small nested tree: a matrix, and a tuple holding a scalar (two leaves keep
+    compilations short)."""
+    return {
+        "w": jnp.asarray([[0.5, -1.0, 2.0], [0.25, 1.5, -0.75]], dtype),
+        "s": (jnp.asarray(1.25, dtype),),
+    }
+
+
+def make_grads(dtype=jnp.float32, n=N_STEPS, seed=0):
+    """``n`` gradient trees shaped like :func:`make_params`, fixed seed.
+
+    Values are rounded to bfloat16 so that float32 and bfloat16 runs see the
+    same gradients.
+    """
+    rng = np.random.default_rng(seed)
+    leaves, treedef = jax.tree.flatten(make_params())
+    out = []
+    for _ in range(n):
+        new = [rng.normal(size=jnp.shape(x)).astype(np.float32) for x in leaves]
+        new = [jnp.asarray(x, jnp.bfloat16).astype(dtype) for x in new]
+        out.append(jax.tree.unflatten(treedef, new))
+    return out
+
+
+def signature(tree):
+    """Tree structure plus (shape, dtype) of every leaf."""
+    leaves, treedef = jax.tree.flatten(tree)
+    return treedef, [(jnp.shape(x), jnp.result_type(x)) for x in leaves]
+
+
+def run_steps(entry, tx, grads, params, step=None):
+    """Apply ``tx`` to the gradients one after another; return all updates and the state."""
+    step = step or functools.partial(entry.update, tx)
+    state = tx.init(params)
+    outs = []
+    for g in grads:
+        u, state = step(g, state, params)
+        outs.append(u)
+    return outs, state
+
+
+# ----------------------------------------------------------------------------
+# coverage of the public API
+
+
+def _public_factories():
+    modules = {"": gradopt}
+    for sub in ("compat.torch", "compat.keras"):
+        try:
+            modules[sub + "."] = importlib.import_module(f"gradopt.{sub}")
+        except ModuleNotFoundError:
+            continue
+    for prefix, module in modules.items():
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name)
+            if callable(obj) and not isinstance(obj, type) and name not in NOT_TRANSFORMS:
+                yield prefix + name, obj
+
+
+def test_registry_covers_every_public_transform():
+    covered = {e.name.split("-")[0] for e in REGISTRY}
+    missing = sorted(name for name, _ in _public_factories() if name not in covered)
+    assert not missing, (
+        f"public transforms without a registry entry: {missing}; add one entry each to "
+        "tests/registry.py (or list helpers that are not transforms in NOT_TRANSFORMS)"
+    )
+
+
+def test_registry_factories_are_the_public_ones():
+    public = dict(_public_factories())
+    for e in REGISTRY:
+        base = e.name.split("-")[0]
+        if base in public and e.factory.__module__.startswith("gradopt"):
+            assert e.factory is public[base], e.name
+
+
+# ----------------------------------------------------------------------------
+# shared per-entry functions (built once per entry, so tests reuse compilations)
+
+
+@functools.cache
+def update_fn(name):
+    """``(tx, step)``: the entry's transform and a step function that counts its traces.
+
+    ``step.traces`` lists the params dtype of every trace under ``jax.jit``
+    (one per compilation).
+    """
+    entry = BY_NAME[name]
+    tx = entry.make()
+
+    def step(updates, state, params):
+        leaf = jax.tree.leaves(params)[0]
+        if isinstance(leaf, jax.core.Tracer):
+            step.traces.append(leaf.dtype)
+        return entry.update(tx, updates, state, params)
+
+    step.traces = []
+    return tx, step
+
+
+@functools.cache
+def jitted_step(name):
+    return jax.jit(update_fn(name)[1])
+
+
+@functools.cache
+def eager_run(name):
+    """The entry's updates and final state, run op by op (no jit)."""
+    entry = BY_NAME[name]
+    tx, step = update_fn(name)
+    return run_steps(entry, tx, make_grads(), make_params(), step)
+
+
+@functools.cache
+def jit_run(name):
+    """The entry's updates and final state, each step compiled."""
+    entry = BY_NAME[name]
+    tx, _ = update_fn(name)
+    return run_steps(entry, tx, make_grads(), make_params(), jitted_step(name))
+
+
+# ----------------------------------------------------------------------------
+# state and compilation
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_state_is_stable_and_second_step_does_not_recompile(entry):
+    params = make_params()
+    tx, step = update_fn(entry.name)
+    jstep = jitted_step(entry.name)
+    state0 = tx.init(params)
+    assert signature(jax.eval_shape(tx.init, params)) == signature(state0)
+    state = state0
+    for g in make_grads():
+        u, new = jstep(g, state, params)
+        assert signature(new) == signature(state), "the state changed structure, shape or dtype"
+        assert signature(u) == signature(params), "the updates are not shaped like the params"
+        chex.assert_tree_all_finite(u)
+        state = new
+    n = step.traces.count(jnp.dtype(jnp.float32))
+    assert n == 1, f"{entry.name}: {n} compilations for {N_STEPS} float32 steps"
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_bfloat16_params_give_bfloat16_updates_close_to_float32(entry):
+    if not entry.low_precision:
+        pytest.skip("entry is not meant for low-precision params")
+    tx, _ = update_fn(entry.name)
+    p16 = make_params(jnp.bfloat16)
+    outs16, state16 = run_steps(entry, tx, make_grads(jnp.bfloat16), p16, jitted_step(entry.name))
+    outs32, _ = jit_run(entry.name)
+    for u in outs16:
+        assert signature(u) == signature(p16)
+    new = gradopt.apply_updates(p16, outs16[-1])
+    assert signature(new) == signature(p16)
+    chex.assert_tree_all_finite((outs16, new, state16))
+    chex.assert_trees_all_close(
+        jax.tree.map(lambda x: x.astype(jnp.float32), outs16), outs32, rtol=3e-2, atol=1e-2
+    )
+
+
+# ----------------------------------------------------------------------------
+# composition
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_same_result_alone_and_inside_gradopt_chain(entry):
+    tx, _ = update_fn(entry.name)
+    alone, state = eager_run(entry.name)
+    chained_tx = gradopt.chain(gradopt.identity(), tx, gradopt.identity())
+    chained, chained_state = run_steps(entry, chained_tx, make_grads(), make_params())
+    chex.assert_trees_all_close(chained, alone, rtol=1e-6, atol=1e-7)
+    chex.assert_trees_all_close(chained_state[1], state, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_same_result_alone_and_inside_optax_chain(entry):
+    if entry.extra_args:
+        pytest.skip("optax.chain drops extra arguments of transforms that are not optax's")
+    tx, _ = update_fn(entry.name)
+    alone, state = eager_run(entry.name)
+    chained_tx = optax.chain(optax.identity(), tx)
+    chained, chained_state = run_steps(entry, chained_tx, make_grads(), make_params())
+    chex.assert_trees_all_close(chained, alone, rtol=1e-6, atol=1e-7)
+    chex.assert_trees_all_close(chained_state[1], state, rtol=1e-6, atol=1e-7)
+
+
+# ----------------------------------------------------------------------------
+# jit / no-jit agreement (chex variants)
+
+
+def _test_name(name):
+    return re.sub(r"\W", "_", name)
+
+
+class JitAgreementTest(chex.TestCase):
+    """The step under ``self.variant`` agrees with the step run the other way.
+
+    The jitted variant is compared with an op-by-op run, the un-jitted one
+    with a compiled run.
+    """
+
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.named_parameters([(_test_name(e.name), e.name) for e in REGISTRY])
+    def test_jit_agreement(self, name):
+        entry = BY_NAME[name]
+        tx, step = update_fn(name)
+        outs, state = run_steps(entry, tx, make_grads(), make_params(), self.variant(step))
+        jitted = self.variant.type == chex.ChexVariantType.WITH_JIT
+        expected = eager_run(name) if jitted else jit_run(name)
+        chex.assert_trees_all_close((outs, state), expected, rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------
+# vmap over hyperparameters
+
+
+@pytest.mark.parametrize("entry", [p for p in ENTRIES if p.values[0].sweepable])
+def test_vmap_over_hyperparameters_matches_python_loop(entry):
+    """All sweepable hyperparameters at once: the i-th run uses the i-th value of each."""
+    sweeps = entry.sweepable
+    n = min(len(v) for v in sweeps.values())
+    params, grads = make_params(), make_grads()
+
+    def run(hypers):
+        return run_steps(entry, entry.make(**hypers), grads, params)
+
+    batched = jax.vmap(run)({k: jnp.asarray(v[:n], jnp.float32) for k, v in sweeps.items()})
+    results = []
+    for i in range(n):
+        expected = run({k: v[i] for k, v in sweeps.items()})  # concrete Python numbers
+        got = jax.tree.map(lambda x, i=i: x[i], batched)
+        chex.assert_trees_all_close(got, expected, rtol=1e-5, atol=1e-6)
+        results.append(jax.tree.leaves(expected[0]))
+    # the sweep is not degenerate: different values give different updates
+    assert any(
+        not np.allclose(a, b) for r in results[1:] for a, b in zip(results[0], r, strict=True)
+    ), f"{entry.name}: the swept values {dict(sweeps)} do not change the updates"
+
+
+# ----------------------------------------------------------------------------
+# convergence
+
+
+def quadratic(params):
+    """``0.5 * sum(a * x**2)`` with curvatures from 1 to 8; minimum 0 at 0."""
+    x = jnp.concatenate([jnp.ravel(v) for v in jax.tree.leaves(params)])
+    a = jnp.linspace(1.0, 8.0, x.shape[0], dtype=x.dtype)
+    return 0.5 * jnp.sum(a * x * x)
+
+
+QUADRATIC_START = {"u": jnp.asarray([1.0, -2.0, 0.5]), "v": jnp.asarray([[1.5, -0.5]])}
+
+
+def rosenbrock(params):
+    """``(1 - x)**2 + 100 (y - x**2)**2``; minimum 0 at (1, 1)."""
+    x, y = params["x"], params["y"]
+    return (1.0 - x) ** 2 + 100.0 * (y - x * x) ** 2
+
+
+ROSENBROCK_START = {"x": jnp.asarray(-1.2), "y": jnp.asarray(1.0)}
+
+PROBLEMS = {
+    # name: (loss, start, tolerance on the final loss)
+    "quadratic": (quadratic, QUADRATIC_START, 1e-4),
+    "rosenbrock": (rosenbrock, ROSENBROCK_START, 1e-3),
+}
+
+CONVERGENCE = [
+    pytest.param(e, problem, id=f"{e.name}-{problem}")
+    for e in REGISTRY
+    for problem in sorted(e.converges)
+]
+
+
+@pytest.mark.parametrize(("entry", "problem"), CONVERGENCE)
+def test_converges(entry, problem):
+    loss_fn, start, tolerance = PROBLEMS[problem]
+    settings = entry.converges[problem]
+    tx = entry.make(**settings.kwargs)
+    if settings.then_learning_rate is not None:
+        tx = gradopt.chain(tx, gradopt.scale_by_learning_rate(settings.then_learning_rate))
+
+    @jax.jit
+    def solve(params):
+        def body(carry, _):
+            params, state = carry
+            loss, grads = jax.value_and_grad(loss_fn)(params)
+            extra = dict(entry.extra_args)
+            if "value" in extra:
+                extra["value"] = loss
+            updates, state = tx.update(
+                grads, state, params if entry.needs_params else None, **extra
+            )
+            return (gradopt.apply_updates(params, updates), state), loss
+
+        (params, _), losses = jax.lax.scan(
+            body, (params, tx.init(params)), None, length=settings.steps
+        )
+        return params, losses
+
+    final, losses = solve(start)
+    final_loss = float(loss_fn(final))
+    if entry.stochastic:
+        final_loss = float(jnp.mean(losses[-max(1, settings.steps // 10) :]))
+    assert np.isfinite(final_loss)
+    assert final_loss < tolerance, f"{entry.name} on {problem}: final loss {final_loss:.3g}"
