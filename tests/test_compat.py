@@ -71,19 +71,43 @@ RTOL = 1e-5
 ULPS = 8  # absolute tolerance: this many float32 ulps of each coordinate's magnitude
 
 
+def _exponential_torch(count, *, initial, rate):
+    """``initial * rate**count`` as torch's ExponentialLR holds it (double, then float32)."""
+    t = jnp.asarray(count).astype(jnp.float32)
+    return initial * jnp.exp(t * float(np.log(rate)))
+
+
+def _exponential_keras(count, *, initial, rate):
+    """Keras' ExponentialDecay(initial, decay_steps=1, decay_rate=rate), in float32."""
+    t = jnp.asarray(count).astype(jnp.float32)
+    return jnp.float32(initial) * jnp.power(jnp.float32(rate), t)
+
+
 def _kwargs(config):
-    """The recorded keyword arguments (JSON turned torch's ``betas`` tuples into lists)."""
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in config["kwargs"].items()}
+    """The recorded keyword arguments (JSON turned torch's ``betas`` tuples into lists),
+    with the decaying learning rate of a scheduled configuration as a schedule."""
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in config["kwargs"].items()}
+    if "lr_decay_rate" in config:
+        name = "lr" if config["library"] == "torch" else "learning_rate"
+        kwargs[name] = _decaying_rate(config["library"], kwargs[name], config["lr_decay_rate"])
+    return kwargs
+
+
+def _decaying_rate(library, initial, rate):
+    fn = _exponential_torch if library == "torch" else _exponential_keras
+    return gradopt.Bound(fn, initial=initial, rate=rate)
 
 
 def _build(config):
     return FUNCTIONS[config["library"]][config["class"]](**_kwargs(config))
 
 
-def _config(library, cls, **kwargs):
+def _config(library, cls, lr_decay_rate=None, **kwargs):
     """The recorded configuration with exactly these keyword arguments."""
     for config in META["configs"]:
-        if (config["library"], config["class"], _kwargs(config)) == (library, cls, kwargs):
+        if config.get("lr_decay_rate") != lr_decay_rate:
+            continue
+        if (config["library"], config["class"], config["kwargs"]) == (library, cls, kwargs):
             return config
     raise LookupError(f"no recorded configuration {library}.{cls}({kwargs})")
 
@@ -115,7 +139,7 @@ def _near_misses():
             torch_compat.nadam(lr=0.001, eps=1e-7),
         ),
         "torch adamax with eps outside the max": (
-            _config("torch", "Adamax", betas=(0.8, 0.95), eps=1e-3, weight_decay=0.01),
+            _config("torch", "Adamax", betas=[0.8, 0.95], eps=1e-3, weight_decay=0.01),
             gradopt.chain(
                 gradopt.add_decayed_weights(0.01),
                 gradopt.chain(
@@ -124,6 +148,19 @@ def _near_misses():
                     gradopt.scale_by_max_norm(0.95, eps=1e-3, eps_inside_max=False),
                     gradopt.scale_by_learning_rate(0.002),
                 ),
+            ),
+        ),
+        "keras sgd with the decaying rate outside the velocity": (
+            _config("keras", "SGD", 0.98, learning_rate=0.01, momentum=0.9),
+            torch_compat.sgd(lr=_decaying_rate("keras", 0.01, 0.98), momentum=0.9),
+        ),
+        "torch rmsprop with the decaying rate inside the velocity": (
+            _config("torch", "RMSprop", 0.98, lr=0.01, momentum=0.9),
+            keras_compat.rmsprop(
+                learning_rate=_decaying_rate("torch", 0.01, 0.98),
+                rho=0.99,
+                epsilon=1e-8,
+                momentum=0.9,
             ),
         ),
         "adamw decay without the learning rate": (
@@ -190,7 +227,10 @@ def _mismatch(config_id, got):
 @pytest.mark.parametrize(
     "config",
     META["configs"],
-    ids=[f"{c['library']}-{c['class']}-{c['id']}" for c in META["configs"]],
+    ids=[
+        f"{c['library']}-{c['class']}-{c['id']}{'-scheduled' if 'lr_decay_rate' in c else ''}"
+        for c in META["configs"]
+    ],
 )
 def test_reproduces_recorded_trajectory(config, trajectories):
     got = trajectories[config["id"]]
