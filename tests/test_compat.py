@@ -13,6 +13,7 @@ import inspect
 import json
 import pathlib
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -320,3 +321,31 @@ def test_equal_configurations_are_equal():
     assert keras_compat.adam(weight_decay=0.01) == keras_compat.adam(weight_decay=0.01)
     assert torch_compat.adagrad(lr_decay=0.1) == torch_compat.adagrad(lr_decay=0.1)
     assert torch_compat.adam(lr=0.01) != torch_compat.adam(lr=0.02)
+
+
+def test_traced_learning_rates_under_vmap():
+    """Built inside ``jax.vmap`` over learning rates, each lane follows the trajectory of
+    the optimizer built with that rate as a number (the recorded-trajectory tests fix
+    concrete values; this checks traced ones). One compiled program for all cases."""
+    builds = [
+        lambda lr: torch_compat.adamw(lr=lr, weight_decay=0.1),
+        lambda lr: torch_compat.adagrad(lr=lr, lr_decay=0.01, weight_decay=0.01),
+        lambda lr: keras_compat.sgd(learning_rate=lr, momentum=0.9, nesterov=True),
+        lambda lr: keras_compat.adam(learning_rate=lr, weight_decay=0.01),
+    ]
+    init = tuple(jnp.asarray(ARRAYS[f"init_{i}"]) for i in range(NUM_LEAVES))
+    grads = tuple(jnp.asarray(ARRAYS[f"grads_{i}"][:10]) for i in range(NUM_LEAVES))
+    rates = (1e-3, 1e-2)
+
+    @jax.jit
+    def both(traced_rates):
+        swept = [jax.vmap(lambda lr, b=b: _run(b(lr), init, grads))(traced_rates) for b in builds]
+        loop = [[_run(b(lr), init, grads) for lr in rates] for b in builds]
+        return swept, loop
+
+    swept, loop = both(jnp.asarray(rates, jnp.float32))
+    for lanes, singles in zip(swept, loop, strict=True):
+        for k, single in enumerate(singles):
+            lane = jax.tree.map(lambda x, k=k: x[k], lanes)
+            chex.assert_trees_all_close(lane, single, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(np.asarray(lanes[0][0, -1]), np.asarray(lanes[0][1, -1]))
