@@ -336,3 +336,37 @@ def trajectory(tx, loss_fn, start, steps: int):
     points = np.concatenate([np.asarray(x0)[None, :], np.asarray(xs)], axis=0)
     values = np.concatenate([np.asarray(loss_fn(x0))[None], np.asarray(losses)], axis=0)
     return points, values
+
+
+def sweep_trajectories(make_tx, loss_fn, start, steps: int, learning_rates):
+    """Trajectories for several learning rates in one vmapped, jitted scan.
+
+    ``make_tx(learning_rate)`` builds the optimizer (with a traced learning
+    rate). Returns ``(points, losses)`` of shapes ``(len(learning_rates),
+    steps + 1, dim)`` and ``(len(learning_rates), steps + 1)``.
+    """
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import gradopt
+
+    x0 = jnp.asarray(start, jnp.float32)
+    value_and_grad = jax.value_and_grad(loss_fn)
+
+    def one(lr):
+        tx = make_tx(lr)
+
+        def step(carry, _):
+            x, state = carry
+            value, grad = value_and_grad(x)
+            updates, state = tx.update(grad, state, x, value=value)
+            x = gradopt.apply_updates(x, updates)
+            return (x, state), x
+
+        _, xs = jax.lax.scan(step, (x0, tx.init(x0)), None, length=steps)
+        return jnp.concatenate([x0[None, :], xs], axis=0)
+
+    points = np.asarray(jax.jit(jax.vmap(one))(jnp.asarray(learning_rates, jnp.float32)))
+    losses = np.asarray(jax.vmap(jax.vmap(loss_fn))(jnp.asarray(points)))
+    return points, losses

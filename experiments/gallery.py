@@ -21,6 +21,8 @@ Run: ``python -m experiments.gallery [--quick]``.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from experiments import common
@@ -71,34 +73,6 @@ SURFACES = {
 }
 
 
-def sweep_trajectories(name: str, loss_fn, start, steps: int, learning_rates):
-    """Trajectories of one optimizer for several learning rates in one vmapped, jitted scan."""
-    import jax
-    import jax.numpy as jnp
-
-    import gradopt
-
-    x0 = jnp.asarray(start, jnp.float32)
-    value_and_grad = jax.value_and_grad(loss_fn)
-
-    def one(lr):
-        tx = common.optimizer(name, lr)
-
-        def step(carry, _):
-            x, state = carry
-            value, grad = value_and_grad(x)
-            updates, state = tx.update(grad, state, x, value=value)
-            x = gradopt.apply_updates(x, updates)
-            return (x, state), x
-
-        _, xs = jax.lax.scan(step, (x0, tx.init(x0)), None, length=steps)
-        return jnp.concatenate([x0[None, :], xs], axis=0)
-
-    points = np.asarray(jax.jit(jax.vmap(one))(jnp.asarray(learning_rates, jnp.float32)))
-    losses = np.asarray(jax.vmap(jax.vmap(loss_fn))(jnp.asarray(points)))
-    return points, losses
-
-
 def escape_step(points: np.ndarray, threshold: float = 1.0) -> int | None:
     above = np.nonzero(np.abs(points[:, 1]) > threshold)[0]
     return int(above[0]) if above.size else None
@@ -116,7 +90,9 @@ def run(settings: common.Settings) -> common.Result:
     jobs = [(s, n) for s in SURFACES for n in names]
     for surface, name in common.progress(jobs, desc="gallery"):
         spec = SURFACES[surface]
-        points, losses = sweep_trajectories(name, spec["fn"], spec["start"], steps, grid)
+        points, losses = common.sweep_trajectories(
+            functools.partial(common.optimizer, name), spec["fn"], spec["start"], steps, grid
+        )
         final = np.where(np.isfinite(losses[:, -1]), losses[:, -1], np.inf)
         score = np.mean(np.log10(np.maximum(losses, 1e-30)), axis=1)
         score = np.where(np.isfinite(score) & np.isfinite(final), score, np.inf)
@@ -133,7 +109,9 @@ def run(settings: common.Settings) -> common.Result:
     saddle_runs = {}
     for name in names:
         lr = 1.0 if name == "adadelta" else SADDLE_LR
-        points, losses = sweep_trajectories(name, saddle, SADDLE_START, saddle_steps, [lr])
+        points, losses = common.sweep_trajectories(
+            functools.partial(common.optimizer, name), saddle, SADDLE_START, saddle_steps, [lr]
+        )
         saddle_runs[name] = (lr, points[0], losses[0])
         rows.append(
             {

@@ -52,11 +52,14 @@ def accuracy(logits, y) -> float:
 
 
 def epoch_fn(loss_fn, tx, n: int, batch_size, *, order="shuffle", scores=None, num_bands=None):
-    """A jitted ``(params, state, key, epoch, x, y) -> (params, state, batch_losses)``.
+    """A jitted ``(params, state, key, epoch, x, y[, scores]) -> (params, state, batch_losses)``.
 
     One epoch of ``tx`` over ``n`` examples in batches from
     :func:`gradopt.data.epoch_indices` (the short last batch padded and masked),
     run in one ``jax.lax.scan``. ``loss_fn(params, x, y, mask)`` is the batch loss.
+    The curriculum ``scores`` may also be passed at call time (as an argument
+    rather than a compile-time constant, which XLA would try to sort while
+    compiling).
     """
     return jax.jit(
         functools.partial(

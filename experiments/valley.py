@@ -14,6 +14,8 @@ Run: ``python -m experiments.valley [--quick]``.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from experiments import common
@@ -65,11 +67,13 @@ def run(settings: common.Settings) -> common.Result:
 
     steps = settings.pick(300, 150, 40)
     rows, runs = [], {}
-    configs = [("gd", lr, 0.0) for lr in LEARNING_RATES]
-    configs += [("momentum", lr, g) for g in GAMMAS for lr in LEARNING_RATES]
-    for kind, lr, gamma in common.progress(configs, desc="valley"):
-        points, losses = common.trajectory(_sgd(lr, gamma), loss_fn, START, steps)
-        runs[(kind, lr, gamma)] = (points, losses)
+    # One compiled, vmapped program per method, over the five learning rates.
+    for kind, gamma in (("gd", 0.0), ("momentum", 0.0), ("momentum", 0.5)):
+        points, losses = common.sweep_trajectories(
+            functools.partial(_sgd, gamma=gamma), loss_fn, START, steps, LEARNING_RATES
+        )
+        for i, lr in enumerate(LEARNING_RATES):
+            runs[(kind, lr, gamma)] = (points[i], losses[i])
     adam_points, adam_losses = common.trajectory(gradopt.adam(**ADAM), loss_fn, START, steps)
 
     for (kind, lr, gamma), (points, losses) in runs.items():
