@@ -275,17 +275,12 @@ def _nesterov_update(updates, state, params=None, *, b1, momentum_decay, dtype, 
     coef_m = mu_next / (1 - prod_next)
     coef_g = (1 - mu_t) / (1 - prod_t)
 
-    def leaf(u, m):
-        c = wider(u.dtype, m.dtype)
-        uc, mc = u.astype(c), m.astype(c)
-        new = hyper(b1, uc) * mc + one_minus(b1, uc) * uc
-        out = coef_m.astype(c) * new + coef_g.astype(c) * uc
-        return new, out
+    def output(u, n):
+        c = n.dtype
+        return (coef_m.astype(c) * n + coef_g.astype(c) * u.astype(c)).astype(u.dtype)
 
-    pairs = tree_map(leaf, updates, state.ema)
-    is_pair = lambda x: isinstance(x, tuple) and len(x) == 2  # noqa: E731
-    new = jax.tree.map(lambda x: x[0], pairs, is_leaf=is_pair)
-    out = jax.tree.map(lambda x, u: x[1].astype(u.dtype), pairs, updates, is_leaf=is_pair)
+    new = tree_map(lambda u, m: _ema_leaf(u, m, b1), updates, state.ema)
+    out = jax.tree.map(output, updates, new)
     stored = jax.tree.map(lambda n, m: n.astype(m.dtype), new, state.ema)
     return out, NesterovEmaState(ema=stored, mu_product=prod_t, count=count)
 

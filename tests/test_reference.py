@@ -224,3 +224,35 @@ def test_reference_detects_a_wrong_rule():
     )
     with pytest.raises(AssertionError):
         compare(case, jnp.float32, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: gradopt.sgd(0.1, 0.9, nesterov=True),
+        lambda: gradopt.rmsprop(0.01, centered=True, momentum=0.5),
+        lambda: gradopt.adam(0.01),
+        lambda: gradopt.amsgrad(0.01),
+        lambda: gradopt.adamax(0.01),
+        lambda: gradopt.nadam(0.01),
+        lambda: gradopt.adadelta(),
+        lambda: gradopt.adagrad(0.1),
+    ],
+)
+def test_tuple_trees_match_dict_trees(make):
+    """A tree of pairs (a tuple of two leaves) is not mistaken for per-leaf results."""
+    params = initial_params()
+    as_dict = {
+        "a": jnp.asarray(params["w"], jnp.float32),
+        "b": jnp.asarray(params["b"], jnp.float32),
+    }
+    as_tuple = (as_dict["a"], as_dict["b"])
+    opt = make()
+    out = []
+    for tree in (as_dict, as_tuple):
+        state = opt.init(tree)
+        for _ in range(3):
+            updates, state = opt.update(jax.tree.map(grad_leaf_jax, tree), state, tree)
+            tree = gradopt.apply_updates(tree, updates)
+        out.append(tree)
+    chex.assert_trees_all_close((out[0]["a"], out[0]["b"]), out[1], rtol=1e-6)
