@@ -76,8 +76,23 @@ def epoch_fn(loss_fn, tx, n: int, batch_size, *, order="shuffle", scores=None, n
 
 
 def _epoch(
-    params, state, key, epoch, x, y, *, loss_fn, tx, n, batch_size, order, scores, num_bands
+    params,
+    state,
+    key,
+    epoch,
+    x,
+    y,
+    scores_arg=None,
+    *,
+    loss_fn,
+    tx,
+    n,
+    batch_size,
+    order,
+    scores,
+    num_bands,
 ):
+    scores = scores if scores_arg is None else scores_arg
     ix = gradopt.data.epoch_indices(
         n, batch_size, order=order, key=key, epoch=epoch, scores=scores, num_bands=num_bands
     )
