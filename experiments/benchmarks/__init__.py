@@ -1,0 +1,1 @@
+"""Benchmark of gradopt against optax and torch.optim: ``python -m experiments.benchmarks``."""

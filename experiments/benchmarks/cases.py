@@ -1,0 +1,104 @@
+"""Cases 1-4 and 7: optimizer update and whole training step, step and compile time."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from experiments.benchmarks import impls, models
+from experiments.benchmarks.timing import Stepper, compile_seconds, interleaved, log, summary
+
+
+def _row(case, name, metric, impl, stats, **more):
+    return {"case": case, "name": name, "metric": metric, "impl": impl, **stats, **more}
+
+
+def _time_jax(case, name, step_of, params, batch, *, reps, skip=(), torch_shapes=None):
+    """Compile (lower + compile) and time each JAX implementation (and torch), interleaved."""
+    rows, runners = [], {}
+    for impl, (tx, apply) in impls.jax_impls().items():
+        if impl in skip:
+            log(f"case {case} {name}: skipping {impl} ({skip[impl]})")
+            rows.append(_row(case, name, "compile", impl, {}, skipped=skip[impl]))
+            continue
+        log(f"case {case} {name}: compiling {impl}")
+        state = tx.init(params)
+        own = jax.tree.map(jnp.copy, params)
+        seconds, compiled = compile_seconds(
+            step_of(tx, apply), own, batch, state, donate_argnums=(0, 2)
+        )
+        log(f"case {case} {name}: {impl} compiled in {seconds:.2f} s")
+        rows.append(_row(case, name, "compile", impl, summary([seconds])))
+        runners[impl] = Stepper(compiled, own, batch, state)
+    if torch_shapes is not None and impls.torch_available():
+        runners.update(impls.torch_runners(torch_shapes))
+    log(f"case {case} {name}: timing {', '.join(runners)} ({reps} interleaved reps)")
+    for impl, stats in interleaved(runners, reps=reps).items():
+        rows.append(_row(case, name, "step", impl, stats))
+    return rows
+
+
+def case_update(case, num_leaves, leaf_size, *, reps, skip=()):
+    """Cases 1 and 2: one Adam update applied to a tree of equal vectors."""
+    name = f"Adam update, {num_leaves:,} leaves x {leaf_size:,}"
+    params, grads = models.flat_tree(num_leaves, leaf_size)
+    shapes = [(leaf_size,)] * num_leaves
+    return _time_jax(
+        case, name, impls.update_step, params, grads, reps=reps, skip=skip, torch_shapes=shapes
+    )
+
+
+def case_train_mlp(*, reps, depth=300):
+    params, data, loss = models.mlp(depth=depth)
+    name = f"training step, MLP {depth} layers x 64 ({2 * depth} leaves)"
+    return _time_jax(
+        "3", name, lambda tx, ap: impls.train_step(tx, ap, loss), params, data, reps=reps
+    )
+
+
+def case_train_transformer(*, reps, blocks=12):
+    params, tokens, loss = models.transformer(blocks=blocks)
+    leaves = len(jax.tree.leaves(params))
+    name = f"training step, transformer {blocks} blocks d=128 ({leaves} leaves)"
+    return _time_jax(
+        "3", name, lambda tx, ap: impls.train_step(tx, ap, loss), params, tokens, reps=reps
+    )
+
+
+def case_gpu(*, reps):
+    """Case 7: a 1B-parameter tree on a GPU, with the device's copy bandwidth measured alongside."""
+    device = jax.devices()[0]
+    if device.platform != "gpu":
+        reason = f"no GPU: jax.devices()[0] is {device.platform}"
+        log(f"case 7: skipped ({reason})")
+        return [_row("7", "GPU, 1B parameters", "step", "all", {}, skipped=reason)]
+    rows = []
+    params, grads = models.flat_tree(16, 1 << 26)  # 16 x 64M = 1.07B parameters
+    n = sum(p.size for p in jax.tree.leaves(params))
+    copy = jax.jit(lambda t: jax.tree.map(lambda x: x * 1.0, t))
+    copy_runner = lambda: jax.block_until_ready(copy(params))  # noqa: E731
+    runners = {"copy": copy_runner}
+    for impl, (tx, apply) in impls.jax_impls().items():
+        state = tx.init(params)
+        own = jax.tree.map(jnp.copy, params)
+        _, compiled = compile_seconds(
+            impls.update_step(tx, apply), own, grads, state, donate_argnums=(0, 2)
+        )
+        runners[impl] = Stepper(compiled, own, grads, state)
+    results = interleaved(runners, reps=reps)
+    copy_gbs = 8 * n / (results["copy"]["median_ms"] * 1e-3) / 1e9
+    for impl, stats in results.items():
+        moved = 8 * n if impl == "copy" else 28 * n  # Adam: read p, g, m, v; write p, m, v
+        gbs = moved / (stats["median_ms"] * 1e-3) / 1e9
+        rows.append(
+            _row(
+                "7",
+                "GPU Adam update, 16 leaves x 64M",
+                "step",
+                impl,
+                stats,
+                gb_per_s=gbs,
+                fraction_of_copy=gbs / copy_gbs,
+            )
+        )
+    return rows
