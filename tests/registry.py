@@ -541,6 +541,18 @@ REGISTRY += [
         sweepable={"factor": (0.1, 0.5, 0.9)},
         ranges={"factor": Range(0.0, 1.0, high_open=True), "min_scale": Range(0.0, 1.0)},
     ),
+    Entry(
+        "packed",
+        gradopt.packed,
+        kwargs={"inner": gradopt.adam(0.01)},
+        converges={"quadratic": _q(inner=gradopt.adam(0.05))},
+    ),
+    Entry(
+        "packed-clip-adamw",
+        gradopt.packed,
+        kwargs={"inner": gradopt.chain(gradopt.clip_by_global_norm(1.0), gradopt.adamw(0.01))},
+        needs_params=True,
+    ),
     # -- compat: exact PyTorch and Keras conventions -------------------------
     *[
         Entry(
