@@ -23,7 +23,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q --runslow $(PYTEST_FLAGS)
 
 demo: $(STAMP)
-	$(PY) -m experiments.demo
+	$(PY) -m experiments.demo --figures-to docs/figures
 
 # Reference trajectories from torch.optim and Keras 3 (run by hand; see tests/fixtures/README.md).
 RECORD_VENV := .venv-record

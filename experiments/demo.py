@@ -69,7 +69,9 @@ def shrink_png(src: Path, dst: Path, max_width: int = 1000) -> None:
         if image.width > max_width:
             height = round(image.height * max_width / image.width)
             image = image.resize((max_width, height), Image.LANCZOS)
-        image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(dst, optimize=True)
+        image.quantize(colors=192, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+            dst, optimize=True
+        )
 
 
 def main(argv=None) -> int:

@@ -270,7 +270,7 @@ def _saddle_gif(settings, names, saddle_runs) -> str:
     heads = [ax.plot([], [], "o", color=f"C{i}", ms=4)[0] for i in range(len(names))]
     ax.legend(fontsize=6.5, loc="lower left")
     n_steps = len(saddle_runs[names[0]][1])
-    frames = list(range(0, n_steps, max(1, n_steps // 50))) + [n_steps - 1]
+    frames = list(range(0, n_steps, max(1, n_steps // 30))) + [n_steps - 1]
 
     def draw(t):
         for line, head, name in zip(lines, heads, names, strict=True):
@@ -281,7 +281,7 @@ def _saddle_gif(settings, names, saddle_runs) -> str:
 
     animation = FuncAnimation(fig, draw, frames=frames, blit=True)
     path = settings.out / "saddle.gif"
-    animation.save(path, writer=PillowWriter(fps=12), dpi=70)
+    animation.save(path, writer=PillowWriter(fps=8), dpi=60)
     plt.close(fig)
     return str(path)
 
