@@ -234,10 +234,13 @@ def run(settings: common.Settings) -> common.Result:
     best = max(acc, key=acc.get)
     worst = min(acc, key=acc.get)
     findings.append(f"Best run: {best} ({acc[best]:.3f}); worst: {worst} ({acc[worst]:.3f}).")
+
+    def a(name):
+        return f"{acc[name]:.2f}" if name in acc else "—"
+
     headline = (
-        f"test acc SGD {acc.get('SGD', float('nan')):.2f} -> +BN "
-        f"{acc.get('SGD + BN', float('nan')):.2f}; Adam {acc.get('Adam', float('nan')):.2f}; "
-        f"best {best} {acc[best]:.2f}"
+        f"test acc SGD {a('SGD')} -> +BN {a('SGD + BN')}; Adam {a('Adam')} -> +BN "
+        f"{a('Adam + BN')}; best {best} {acc[best]:.2f}"
     )
     table = common.markdown_table(
         ["run", "BN", "batch", "learning rate", "train loss", "test acc", "best test acc"],

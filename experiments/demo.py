@@ -74,6 +74,14 @@ def shrink_png(src: Path, dst: Path, max_width: int = 1000) -> None:
         )
 
 
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the working directory when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def main(argv=None) -> int:
     args = parse(argv)
     root = args.out if args.out is not None else common.RESULTS_ROOT
@@ -97,7 +105,7 @@ def main(argv=None) -> int:
     total = time.perf_counter() - start
 
     rows = [
-        [r.name, f"{r.seconds:.0f} s", r.headline, f"experiments/results/{r.name}/"]
+        [r.name, f"{r.seconds:.0f} s", r.headline, f"{_shown_path(root / r.name)}/"]
         for r in results
     ]
     rows += [[n, "—", "FAILED (see the traceback above)", ""] for n in failed]
