@@ -5,8 +5,8 @@ most primitives): a concrete value outside the declared range raises a
 ValueError whose message names the argument and shows the value; a value of
 the wrong type raises a TypeError; values inside the ranges construct. For every
 named optimizer: random nested trees (dicts, lists and tuples of small float32
-arrays of random shapes, empty ones included) go through ``init`` and two
-``update`` steps under ``jax.jit`` with finite results of the same structure,
+arrays of random shapes, empty ones included) go through ``init`` and
+``update`` under ``jax.jit`` with finite results of the same structure,
 shapes and dtypes.
 
 Hypothesis runs derandomized (the examples are the same on every run) with few
@@ -187,21 +187,19 @@ def test_random_nested_trees_go_through_init_and_update_under_jit(entry):
     tx = entry.make()
 
     @jax.jit
-    def two_steps(params):
+    def step(params):
         grads = jax.tree.map(lambda p: jnp.sin(3.0 * p) + 0.5, params)
         state = tx.init(params)
-        u1, state1 = entry.update(tx, grads, state, params)
-        u2, state2 = entry.update(tx, jax.tree.map(lambda g: -g, grads), state1, params)
-        return (u1, u2), (state, state1, state2)
+        updates, new_state = entry.update(tx, grads, state, params)
+        return updates, state, new_state
 
-    @settings(PROFILE, max_examples=4)
+    @settings(PROFILE, max_examples=3)
     @given(tree=trees)
     def check(tree):
         params = jax.tree.map(jnp.asarray, tree)
-        (u1, u2), (s0, s1, s2) = two_steps(params)
-        assert signature(u1) == signature(params)
-        assert signature(u2) == signature(params)
-        assert signature(s1) == signature(s0) == signature(s2)
-        chex.assert_tree_all_finite((u1, u2, s2))
+        updates, state, new_state = step(params)
+        assert signature(updates) == signature(params)
+        assert signature(new_state) == signature(state)
+        chex.assert_tree_all_finite((updates, new_state))
 
     check()
