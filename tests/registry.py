@@ -18,6 +18,13 @@ wrappers and compat modules all go in the same list)::
         ranges={"max_norm": Range(0.0, None, low_open=True)},  # what construction accepts
     )
 
+``name`` is the public name (``"adam"``, ``"compat.torch.adam"``), optionally
+followed by ``-variant`` for a further configuration of the same factory
+(``"sgd-nesterov-weight_decay"``). The battery checks that every public
+callable of ``gradopt``, ``gradopt.compat.torch`` and ``gradopt.compat.keras``
+has an entry under its public name; helpers that are not transform factories
+go in ``NOT_TRANSFORMS`` at the bottom of this file instead.
+
 Fields that matter (all optional except name and factory):
 
 * ``kwargs``: the configuration the battery builds with ``entry.make()``.
@@ -27,7 +34,8 @@ Fields that matter (all optional except name and factory):
 * ``extra_args``: keyword arguments every ``update`` call receives
   (``{"value": jnp.asarray(1.0)}`` for a transform that reads the loss).
   Such entries are not placed inside ``optax.chain``, which drops extra
-  arguments for transforms that are not optax's own.
+  arguments for transforms that are not optax's own. In the convergence runs a
+  ``value`` argument receives the current loss.
 * ``sweepable``: hyperparameter -> three or more values; the battery builds the
   transform inside ``jax.vmap`` over them and compares with a Python loop.
   Values must be valid concrete values too.

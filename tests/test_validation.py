@@ -157,6 +157,24 @@ def test_in_range_numpy_and_jax_scalars_construct(entry):
         entry.make(**{name: jnp.asarray(value)})
 
 
+def _halving(count):
+    """A module-level schedule: ``0.1 / 2**count``."""
+    return 0.1 * jnp.power(0.5, count.astype(jnp.float32))
+
+
+@pytest.mark.parametrize("entry", [p for p in RANGED if p.values[0].callable_ok])
+def test_schedule_arguments_accept_a_callable(entry):
+    params = {"w": jnp.asarray([1.0, -2.0])}
+    grads = {"w": jnp.asarray([0.5, 0.25])}
+    for name in entry.callable_ok:
+        tx = entry.make(**{name: _halving})
+        state = tx.init(params)
+        u1, state = entry.update(tx, grads, state, params)
+        u2, state = entry.update(tx, grads, state, params)
+        chex.assert_tree_all_finite((u1, u2))
+        assert not np.allclose(u1["w"], 0.0)
+
+
 # ----------------------------------------------------------------------------
 # random trees
 
