@@ -108,16 +108,37 @@ def run(settings: common.Settings) -> common.Result:
 
     final = {n: curves[n][:, -1] for n in names}
     start_loss = float(curves[names[0]][0, 0])
-    # Compare where training did not blow up (diverging runs amplify rounding differences).
-    tame = [(curves[n] < 2 * start_loss) & (sequential[n] < 2 * start_loss) for n in names]
-    max_diff = max(
-        float(np.max(np.abs(curves[n] - sequential[n])[t], initial=0.0))
-        for n, t in zip(names, tame, strict=True)
-    )
+
+    # Per configuration: the largest relative difference between the two loss curves
+    # (both non-finite at a step counts as agreement). Chaotic, large-lr runs amplify
+    # float32 rounding differences between the batched and the single program.
+    def curve_gap(a, b):
+        both_bad = ~np.isfinite(a) & ~np.isfinite(b)
+        gap = np.abs(a - b) / (np.abs(b) + 1e-6)
+        return float(np.max(np.where(both_bad, 0.0, np.nan_to_num(gap, nan=np.inf))))
+
+    gaps = {
+        n: np.asarray([curve_gap(a, b) for a, b in zip(curves[n], sequential[n], strict=True)])
+        for n in names
+    }
+    all_gaps = np.concatenate(list(gaps.values()))
+    agree = int(np.sum(all_gaps <= 1e-4))
+    max_diff = float(np.max(all_gaps))
+    worst_name = max(names, key=lambda n: gaps[n].max())
+    worst_index = int(np.argmax(gaps[worst_name]))
+    bad_lrs = [lrs[i] for n in names for i in np.nonzero(gaps[n] > 1e-4)[0]]
+    min_bad_lr = float(min(bad_lrs)) if bad_lrs else float("nan")
     rows = []
     for n in names:
-        for lr, f in zip(lrs, final[n], strict=True):
-            rows.append({"optimizer": n, "learning_rate": float(lr), "final_loss": float(f)})
+        for lr, f, g in zip(lrs, final[n], gaps[n], strict=True):
+            rows.append(
+                {
+                    "optimizer": n,
+                    "learning_rate": float(lr),
+                    "final_loss": float(f),
+                    "relative_gap_vs_one_at_a_time": g,
+                }
+            )
     data = [str(common.write_csv(settings.out / "sweep.csv", rows))]
     timing = {
         "configurations": len(names) * n_lr,
@@ -126,7 +147,8 @@ def run(settings: common.Settings) -> common.Result:
         "vmapped_first_call_s (compile + run)": t_vmap_first,
         "vmapped_second_call_s (run)": t_vmap_again,
         "one_at_a_time_s (compile per optimizer + runs)": t_sequential,
-        "max_abs_difference_vmapped_vs_sequential": max_diff,
+        "configurations agreeing to 1e-4 relative": agree,
+        "largest relative difference vmapped vs sequential": max_diff,
     }
     data.append(str(common.write_json(settings.out / "timing.json", timing)))
 
@@ -156,8 +178,11 @@ def run(settings: common.Settings) -> common.Result:
         f"{len(names) * n_lr} configurations in one jitted program: {t_vmap_first:.2f} s "
         f"including compilation ({t_vmap_again:.2f} s when called again); one at a time: "
         f"{t_sequential:.2f} s, {t_sequential / t_vmap_first:.1f}x slower.",
-        f"vmapped and one-at-a-time losses agree to {max_diff:.2g} (largest absolute difference "
-        "over the runs that did not diverge).",
+        f"vmapped and one-at-a-time loss curves agree to 1e-4 (relative, every step) in "
+        f"{agree} of {all_gaps.size} configurations; the median gap is "
+        f"{float(np.median(all_gaps)):.2g}, the largest {max_diff:.2g} ({worst_name} at lr "
+        f"{lrs[worst_index]:.2g}; learning rates with a gap above 1e-4 are all >= "
+        f"{min_bad_lr:.2g}).",
     ]
     table_rows = []
     for n in names:
