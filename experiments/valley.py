@@ -207,8 +207,10 @@ def run(settings: common.Settings) -> common.Result:
     adam_row = rows[-1]
     findings.append(
         f"Adam lr=0.1: final loss {common.fmt(adam_row['final_loss'])}, final point "
-        f"({adam_points[-1, 0]:.3g}, {adam_points[-1, 1]:.3g}); its per-coordinate step size "
-        "moves both coordinates at about lr per step regardless of curvature."
+        f"({adam_points[-1, 0]:.3g}, {adam_points[-1, 1]:.3g}); over the first 10 steps it "
+        f"moves x by {np.mean(np.abs(np.diff(adam_points[:11, 0]))):.3g} per step (GD at "
+        f"lr=0.05: {np.mean(np.abs(np.diff(runs[('gd', 5e-2, 0.0)][0][:11, 0]))):.3g}), "
+        "a step set by the learning rate rather than by the small curvature along x."
     )
     diverging = ", ".join(f"{r['learning_rate']:g}" for r in gd if r["regime"] == "diverges")
     headline = (
