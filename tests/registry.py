@@ -374,7 +374,7 @@ REGISTRY += [
     Entry(
         "sgd-dampening",
         gradopt.sgd,
-        kwargs={"learning_rate": 0.1, "momentum": 0.9, "dampening": 0.5},
+        kwargs={"learning_rate": 0.1, "momentum": 0.9, "dampening": 0.5, "weight_decay": 0.1},
         needs_params=True,
         sweepable={"dampening": (0.0, 0.3, 0.6), "weight_decay": (0.1, 0.2, 0.3)},
     ),

@@ -200,6 +200,14 @@ def test_bfloat16_params_give_bfloat16_updates_close_to_float32(entry):
     )
 
 
+@pytest.mark.parametrize("entry", [p for p in ENTRIES if p.values[0].needs_params])
+def test_entries_that_need_params_say_so_when_called_without(entry):
+    tx, _ = update_fn(entry.name)
+    params = make_params()
+    with pytest.raises(ValueError, match="needs the parameters"):
+        tx.update(make_grads()[0], tx.init(params), None, **entry.extra_args)
+
+
 # ----------------------------------------------------------------------------
 # composition
 
