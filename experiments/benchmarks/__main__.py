@@ -104,7 +104,7 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     chosen = set(args.cases.split(","))
-    reps = args.reps or (7 if args.quick else 25)
+    reps = args.reps or (5 if args.quick else 21)
     started = time.time()
     record = {
         "mode": "quick" if args.quick else "full",
@@ -124,7 +124,9 @@ def main(argv=None):
         rows += cases.case_update("2", 5_000, 200, reps=reps, skip=skip)
     if chosen & {"3", "4"}:
         rows += cases.case_train_mlp(reps=reps)
-        rows += cases.case_train_transformer(reps=reps)
+        if args.quick:
+            log("case 3: quick mode: transformer with 4 blocks instead of 12 (compile time)")
+        rows += cases.case_train_transformer(reps=reps, blocks=4 if args.quick else 12)
     if "5" in chosen:
         rows += state_and_sweep.case_state_bytes()
         record["digits_bf16"] = state_and_sweep.digits_bf16_curve(steps=200 if args.quick else 1000)

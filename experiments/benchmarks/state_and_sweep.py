@@ -106,9 +106,10 @@ def case_sweep(*, num_rates: int = 32, steps: int = 100, depth: int = 20):
         (_, _), values = jax.lax.scan(body, (params, tx.init(params)), None, length=steps)
         return values[-1]
 
+    # A 40-leaf model gains nothing from packing; vmapping over the learning rate is the point.
     log(f"case 6: gradopt, one vmapped program over {num_rates} learning rates")
     start = time.perf_counter()
-    sweep = jax.jit(jax.vmap(lambda lr: train(gradopt.packed(gradopt.adam(lr)), params)))
+    sweep = jax.jit(jax.vmap(lambda lr: train(gradopt.adam(lr), params)))
     final_gradopt = np.asarray(jax.block_until_ready(sweep(jnp.asarray(rates))))
     gradopt_s = time.perf_counter() - start
 
@@ -127,7 +128,7 @@ def case_sweep(*, num_rates: int = 32, steps: int = 100, depth: int = 20):
             "case": "6",
             "name": name,
             "metric": "sweep wall",
-            "impl": "gradopt.packed (vmap)",
+            "impl": "gradopt (vmap over learning rates)",
             "median_ms": gradopt_s * 1e3,
             "reps": 1,
             "max_abs_final_loss_diff": agree,
