@@ -32,11 +32,12 @@ record:
 	$(RECORD_VENV)/bin/pip install --quiet torch==2.13.0 keras==3.15.1 numpy
 	@for script in tests/fixtures/record_*.py; do echo "== $$script"; KERAS_BACKEND=torch $(RECORD_VENV)/bin/python $$script || exit 1; done
 
+# torch.optim is timed only if importable (not a dependency): .venv/bin/pip install torch==2.13.0
 bench: $(STAMP)
-	@echo "TODO(benchmarks)"
+	$(PY) -m experiments.benchmarks
 
 bench-quick: $(STAMP)
-	@echo "TODO(benchmarks)"
+	$(PY) -m experiments.benchmarks --quick
 
 docs: $(STAMP)
 	$(PY) -m mkdocs build --strict
