@@ -2,12 +2,17 @@
 
 For each transform: the state keeps its tree structure, shapes and dtypes from
 step to step; the second step reuses the first step's compilation; bfloat16
-params give bfloat16 updates that agree with a float32 run; the transform gives
-the same result alone, inside ``gradopt.chain`` and inside ``optax.chain``;
-jit and no-jit agree (chex variants); building it inside ``jax.vmap`` over a
-hyperparameter matches a Python loop; entries flagged ``converges`` solve a
-quadratic and the Rosenbrock function. Trees are tiny and steps few, so the
-battery's cost is dominated by one or two compilations per entry.
+params give finite bfloat16 updates that agree with a float32 run; the
+transform gives the same result alone, inside ``gradopt.chain`` and inside
+``optax.chain``; jit and no-jit agree (chex variants); building it inside
+``jax.vmap`` over its sweepable hyperparameters matches a Python loop over the
+same concrete values; entries that need ``params`` say so when called without
+them; entries with ``converges`` settings solve a quadratic and the Rosenbrock
+function. The public API is checked to have an entry for every transform.
+
+Trees are tiny and steps few. Each entry's float32 step is compiled once and
+shared by the tests that need a compiled step; the other checks run op by op,
+whose kernels JAX caches across entries.
 """
 
 from __future__ import annotations
