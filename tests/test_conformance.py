@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import re
 
 import chex
@@ -115,6 +116,21 @@ def test_registry_factories_are_the_public_ones():
         base = e.name.split("-")[0]
         if base in public and e.factory.__module__.startswith("gradopt"):
             assert e.factory is public[base], e.name
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_equal_configurations_are_equal_and_hash_alike(entry):
+    """Built twice with the same arguments, a transform is the same static jit argument."""
+    a, b = entry.make(), entry.make()
+    assert a == b
+    assert hash(a) == hash(b)
+    for name, values in entry.sweepable.items():
+        if name in entry.kwargs:
+            current = entry.kwargs[name]
+        else:
+            current = inspect.signature(entry.factory).parameters[name].default
+        other = entry.make(**{name: next(v for v in values if v != current)})
+        assert other != a, name
 
 
 # ----------------------------------------------------------------------------
