@@ -315,9 +315,10 @@ def run(settings: common.Settings) -> common.Result:
         if eta == 0.0:
             continue
         loss = float(r["losses"][:, -1].mean())
+        verdict = "lower" if loss < base_loss else "higher" if np.isfinite(loss) else "diverged"
         findings.append(
             f"Gradient noise eta={eta:g}: final training loss {common.fmt(loss)} vs "
-            f"{common.fmt(base_loss)} without noise ({'lower' if loss < base_loss else 'higher'})"
+            f"{common.fmt(base_loss)} without noise ({verdict})"
             f"; test accuracy {np.mean(r['test_accuracy']):.3f} vs "
             f"{np.mean(base['test_accuracy']):.3f}"
             f" (mean of {len(r['test_accuracy'])} seed(s))."
