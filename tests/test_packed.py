@@ -195,3 +195,19 @@ def test_errors():
         tx.update(params, gradopt.adam().init(params), params)
     with pytest.raises(ValueError, match="packs"):
         tx.update({"x": jnp.ones(3)}, tx.init(params))
+
+
+def test_grads_of_an_outer_chain_reach_the_packed_stage():
+    """A stage inside packed that reads ``grads`` sees the outer chain's gradient, packed."""
+    params = _tree()
+
+    def outer(wrap):
+        return gradopt.chain(
+            gradopt.scale(3.0),
+            wrap(gradopt.scale_by_rms(0.9, eps=1e-6, debias=True)),
+            gradopt.scale_by_learning_rate(1e-2),
+        )
+
+    plain, _ = _run(outer(lambda tx: tx), params, steps=10)
+    packed, _ = _run(outer(gradopt.packed), params, steps=10)
+    _close(packed, plain)
