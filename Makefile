@@ -5,8 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_FLAGS ?=
+JOBS ?= 2
 
-.PHONY: install test test-all demo bench bench-quick docs lint record clean
+.PHONY: install test test-all demo figures bench bench-quick docs lint typecheck record clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +18,17 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q $(PYTEST_FLAGS)
+	$(PY) -m pytest -q -n $(JOBS) $(PYTEST_FLAGS)
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q --runslow $(PYTEST_FLAGS)
+	$(PY) -m pytest -q -n $(JOBS) --runslow $(PYTEST_FLAGS)
 
+# The main job: the quick version of every study; results under experiments/results/.
 demo: $(STAMP)
+	$(PY) -m experiments.demo
+
+# Refresh the small figures that the README and the docs show (tracked in docs/figures/).
+figures: $(STAMP)
 	$(PY) -m experiments.demo --figures-to docs/figures
 
 # Reference trajectories from torch.optim and Keras 3 (run by hand; see tests/fixtures/README.md).
@@ -45,6 +51,9 @@ docs: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check gradopt tests experiments
 	$(PY) -m ruff format --check gradopt tests experiments
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
 
 clean:
 	rm -rf $(VENV) experiments/results site

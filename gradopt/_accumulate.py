@@ -34,7 +34,7 @@ class AccumulateState(NamedTuple):
     """
 
     mini_step: jax.Array
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # the field shadows tuple.count
     acc: Any
     inner_state: Any
 

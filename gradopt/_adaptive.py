@@ -145,7 +145,7 @@ class ScaleByRmsState(NamedTuple):
     nu: PyTree
     mean: PyTree
     nu_max: PyTree
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # the field shadows tuple.count
 
 
 def _rms_init(params, *, decay, eps, eps_inside_sqrt, centered, debias, amsgrad, dtype):

@@ -228,7 +228,7 @@ def check_same_structure(tree, reference, *, what: str, reference_what: str) -> 
     """Raise a ValueError that shows both structures if the trees differ."""
     got = jax.tree.structure(tree)
     want = jax.tree.structure(reference)
-    if got != want:
+    if got != want:  # type: ignore[operator]  # PyTreeDef defines == and != at run time
         raise ValueError(
             f"The {what} tree does not match the {reference_what} tree.\n"
             f"  {what}: {got}\n  {reference_what}: {want}\n"

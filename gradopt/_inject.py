@@ -26,7 +26,7 @@ class InjectHyperparamsState(NamedTuple):
       inner_state: the state of the optimizer built from those values.
     """
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # the field shadows tuple.count
     hyperparams: dict[str, jax.Array]
     inner_state: Any
 

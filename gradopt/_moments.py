@@ -186,7 +186,7 @@ def ema_of_squares(decay, *, dtype=None) -> GradientTransformation:
 class BiasCorrectionState(NamedTuple):
     """State of :func:`bias_correction`: the number of updates seen."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # the field shadows tuple.count
 
 
 def _bc_init(params, *, decay):
@@ -237,7 +237,7 @@ class NesterovEmaState(NamedTuple):
 
     ema: PyTree
     mu_product: jax.Array
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # the field shadows tuple.count
 
 
 def _scalar_dtype():

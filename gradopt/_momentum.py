@@ -52,7 +52,7 @@ class TraceState(NamedTuple):
     """
 
     velocity: PyTree
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # the field shadows tuple.count
 
 
 def _trace_init(params, *, momentum, dampening, nesterov, dampen_first_step, dtype):
@@ -184,7 +184,7 @@ class HeavyBallState(NamedTuple):
     """
 
     velocity: PyTree
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # the field shadows tuple.count
 
 
 def _hb_init(params, *, learning_rate, momentum):

@@ -26,7 +26,7 @@ class AddNoiseState(NamedTuple):
       key: the PRNG key (a raw ``uint32[2]`` key) for the next step's noise.
     """
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # the field shadows tuple.count
     key: jax.Array
 
 

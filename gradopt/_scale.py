@@ -47,7 +47,7 @@ def scale(factor) -> GradientTransformation:
 class ScaleByScheduleState(NamedTuple):
     """State of :func:`scale_by_learning_rate` with a schedule: the step count."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # the field shadows tuple.count
 
 
 def _lr_init(params, *, learning_rate, flip_sign):
