@@ -41,6 +41,18 @@ def _adam_core(b1, b2, eps, mu_dtype, nu_dtype, amsgrad=False):
     )
 
 
+def _adam_with_l2(where, learning_rate, b1, b2, eps, weight_decay, mu_dtype, nu_dtype, amsgrad):
+    """Validate, then ``chain(add_decayed_weights(wd), chain(adam core, learning rate))``."""
+    _check_common(where, learning_rate, b1, b2, eps, weight_decay)
+    check_dtype(where, mu_dtype)
+    check_dtype(where, nu_dtype)
+    return with_l2(
+        weight_decay,
+        *_adam_core(b1, b2, eps, mu_dtype, nu_dtype, amsgrad=amsgrad),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
 def adam(
     learning_rate=1e-3,
     b1=0.9,
@@ -90,14 +102,8 @@ def adam(
       Kingma & Ba, Adam: A method for stochastic optimization, ICLR 2015,
       arXiv:1412.6980.
     """
-    where = "gradopt.adam"
-    _check_common(where, learning_rate, b1, b2, eps, weight_decay)
-    check_dtype(where, mu_dtype)
-    check_dtype(where, nu_dtype)
-    return with_l2(
-        weight_decay,
-        *_adam_core(b1, b2, eps, mu_dtype, nu_dtype),
-        scale_by_learning_rate(learning_rate),
+    return _adam_with_l2(
+        "gradopt.adam", learning_rate, b1, b2, eps, weight_decay, mu_dtype, nu_dtype, False
     )
 
 
@@ -195,14 +201,8 @@ def amsgrad(
       Reddi, Kale & Kumar, On the convergence of Adam and beyond, ICLR 2018,
       arXiv:1904.09237.
     """
-    where = "gradopt.amsgrad"
-    _check_common(where, learning_rate, b1, b2, eps, weight_decay)
-    check_dtype(where, mu_dtype)
-    check_dtype(where, nu_dtype)
-    return with_l2(
-        weight_decay,
-        *_adam_core(b1, b2, eps, mu_dtype, nu_dtype, amsgrad=True),
-        scale_by_learning_rate(learning_rate),
+    return _adam_with_l2(
+        "gradopt.amsgrad", learning_rate, b1, b2, eps, weight_decay, mu_dtype, nu_dtype, True
     )
 
 

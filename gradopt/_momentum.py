@@ -39,6 +39,17 @@ def check_momentum(where: str, value, name: str = "momentum") -> None:
     check_scalar(where, name, value, low=0.0, high=1.0, high_open=True, fix=_MOMENTUM_FIX)
 
 
+def check_dampening(where: str, value) -> None:
+    check_scalar(
+        where,
+        "dampening",
+        value,
+        low=0.0,
+        high=1.0,
+        fix="Dampening lies in [0, 1]; 0 (no dampening) is the usual value.",
+    )
+
+
 # ----------------------------------------------------------------------------
 # PyTorch form
 
@@ -129,14 +140,7 @@ def trace(
     """
     where = "gradopt.trace"
     check_momentum(where, momentum)
-    check_scalar(
-        where,
-        "dampening",
-        dampening,
-        low=0.0,
-        high=1.0,
-        fix="Dampening lies in [0, 1]; 0 (no dampening) is the usual value.",
-    )
+    check_dampening(where, dampening)
     check_flag(where, "nesterov", nesterov)
     check_flag(where, "dampen_first_step", dampen_first_step)
     check_dtype(where, dtype)

@@ -12,7 +12,7 @@ from gradopt._adaptive import scale_by_adadelta, scale_by_rms, scale_by_sum_of_s
 from gradopt._base import GradientTransformation, chain
 from gradopt._checks import check_flag, check_learning_rate, check_scalar, concrete_value
 from gradopt._moments import check_decay, check_eps
-from gradopt._momentum import check_momentum, check_nesterov, heavy_ball, trace
+from gradopt._momentum import check_dampening, check_momentum, check_nesterov, heavy_ball, trace
 from gradopt._scale import scale_by_learning_rate
 from gradopt._weight_decay import add_decayed_weights
 
@@ -99,14 +99,7 @@ def sgd(
     where = "gradopt.sgd"
     check_learning_rate(where, learning_rate)
     check_momentum(where, momentum)
-    check_scalar(
-        where,
-        "dampening",
-        dampening,
-        low=0.0,
-        high=1.0,
-        fix="Dampening lies in [0, 1]; 0 (no dampening) is the usual value.",
-    )
+    check_dampening(where, dampening)
     check_flag(where, "nesterov", nesterov)
     check_flag(where, "classic_momentum", classic_momentum)
     check_weight_decay(where, weight_decay)
