@@ -45,6 +45,7 @@ from gradopt._moments import (
 from gradopt._momentum import HeavyBallState, TraceState, heavy_ball, lookahead_params, trace
 from gradopt._noise import AddNoiseState, add_gradient_noise
 from gradopt._packed import PackedState, packed
+from gradopt._packed_params import pack_params
 from gradopt._plateau import ReduceOnPlateauState, reduce_on_plateau
 from gradopt._scale import ScaleByScheduleState, scale, scale_by_learning_rate
 from gradopt._sgd import adadelta, adagrad, rmsprop, sgd
@@ -102,6 +103,7 @@ __all__ = [
     "lookahead_params",
     "nadam",
     "named_chain",
+    "pack_params",
     "packed",
     "reduce_on_plateau",
     "rmsprop",

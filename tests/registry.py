@@ -595,5 +595,6 @@ NOT_TRANSFORMS = frozenset(
         "lookahead_params",
         "chain",
         "named_chain",
+        "pack_params",
     }
 )
