@@ -237,10 +237,37 @@ def check_same_structure(tree, reference, *, what: str, reference_what: str) -> 
         )
 
 
-def tree_map(fn: Callable[..., Any], tree, *rest, what: str = "updates", rest_what: str = "state"):
-    """``jax.tree.map`` that first checks that every tree has the structure of ``tree``."""
+def check_same_shapes(tree, reference, *, what: str, reference_what: str) -> None:
+    """Raise a ValueError naming the first leaf whose shape differs between two trees."""
+    paths = jax.tree_util.tree_flatten_with_path(tree)[0]
+    for (path, leaf), ref in zip(paths, jax.tree.leaves(reference), strict=True):
+        got, want = jnp.shape(leaf), jnp.shape(ref)
+        if got != want:
+            raise ValueError(
+                f"The {what} leaf at {jax.tree_util.keystr(path) or '(root)'} has shape {got}, "
+                f"but the {reference_what} leaf there has shape {want}. Pass {what} with the "
+                "shapes of the parameters the optimizer was initialised with."
+            )
+
+
+def tree_map(
+    fn: Callable[..., Any],
+    tree,
+    *rest,
+    what: str = "updates",
+    rest_what: str = "state",
+    same_shapes: bool = True,
+):
+    """``jax.tree.map`` that first checks every tree against ``tree``.
+
+    The structures must be equal, and, unless ``same_shapes=False`` (a mask of
+    booleans, say), so must the shapes of corresponding leaves; a mismatch
+    raises a ValueError that names both.
+    """
     for other in rest:
         check_same_structure(tree, other, what=what, reference_what=rest_what)
+        if same_shapes:
+            check_same_shapes(tree, other, what=what, reference_what=rest_what)
     return jax.tree.map(fn, tree, *rest)
 
 

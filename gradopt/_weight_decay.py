@@ -44,7 +44,9 @@ def _wd_update(updates, state, params=None, *, weight_decay, mask, **extra):
     if mask is None:
         return decayed, state
     m = mask(params) if callable(mask) else mask
-    chosen = tree_map(_select, m, decayed, updates, what="mask", rest_what="updates")
+    chosen = tree_map(
+        _select, m, decayed, updates, what="mask", rest_what="updates", same_shapes=False
+    )
     return chosen, state
 
 
