@@ -87,7 +87,7 @@ def _sos_update(
         gc = g.astype(c)
         return s.astype(c) + gc * gc
 
-    new = jax.tree.map(acc, grads, state.sum_of_squares)
+    new = tree_map(acc, grads, state.sum_of_squares, what="grads")
 
     def out(u, s):
         c = wider(u.dtype, s.dtype)
@@ -185,7 +185,7 @@ def _rms_update(
     del params, dtype
     grads = _grads(updates, state.nu, extra)
     count = increment(state.count)
-    nu = jax.tree.map(_moving(decay, True), grads, state.nu)
+    nu = tree_map(_moving(decay, True), grads, state.nu, what="grads")
     mean = jax.tree.map(_moving(decay, False), grads, state.mean) if centered else None
     if amsgrad:
         nu_max = jax.tree.map(lambda n, m: jnp.maximum(n, m.astype(n.dtype)), nu, state.nu_max)
@@ -290,7 +290,7 @@ def _adadelta_init(params, *, rho, eps):
 def _adadelta_update(updates, state, params=None, *, rho, eps, **extra):
     del params
     grads = _grads(updates, state.grad_sq, extra)
-    grad_sq = jax.tree.map(_moving(rho, True), grads, state.grad_sq)
+    grad_sq = tree_map(_moving(rho, True), grads, state.grad_sq, what="grads")
 
     def delta(u, eg, ed):
         c = wider(u.dtype, eg.dtype)
@@ -350,7 +350,7 @@ def _max_update(updates, state, params=None, *, decay, eps, eps_inside_max, **ex
             a = a + hyper(eps, a)
         return jnp.maximum(hyper(decay, a) * n.astype(c), a)
 
-    new = jax.tree.map(norm, grads, state.norm)
+    new = tree_map(norm, grads, state.norm, what="grads")
 
     def out(u, n):
         c = wider(u.dtype, n.dtype)

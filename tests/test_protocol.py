@@ -240,6 +240,27 @@ def test_mismatched_gradient_tree_raises_and_shows_both_structures(make):
         jax.jit(tx.update)(bad, state)
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: gradopt.adam(1e-3),
+        lambda: gradopt.sgd(0.1, momentum=0.9),
+        lambda: gradopt.adagrad(0.1),
+        lambda: gradopt.adamw(1e-3, mask={"a": True, "b": {"c": False}}),
+    ],
+    ids=["adam", "sgd-momentum", "adagrad", "adamw-masked"],
+)
+def test_gradient_leaf_of_the_wrong_shape_raises_naming_the_leaf(make):
+    tx = make()
+    p = {"a": jnp.ones(3), "b": {"c": jnp.ones((2, 2))}}
+    state = tx.init(p)
+    bad = {"a": jnp.ones(3), "b": {"c": jnp.ones((2, 3))}}
+    with pytest.raises(ValueError, match=r"\['b'\]\['c'\] has shape \(2, 3\).*shape \(2, 2\)"):
+        tx.update(bad, state, p)
+    updates, _ = tx.update(p, state, p)  # the right shapes still pass, masks included
+    chex.assert_trees_all_equal_shapes(updates, p)
+
+
 def test_apply_updates_mismatch_shows_both_structures():
     p = params_tree()
     bad = [jnp.ones(3)]
