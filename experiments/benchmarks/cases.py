@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+import gradopt
 from experiments.benchmarks import impls, models
 from experiments.benchmarks.timing import Stepper, compile_seconds, interleaved, log, summary
 
@@ -13,8 +14,31 @@ def _row(case, name, metric, impl, stats, **more):
     return {"case": case, "name": name, "metric": metric, "impl": impl, **stats, **more}
 
 
-def _time_jax(case, name, step_of, params, batch, *, reps, skip=(), torch_shapes=None):
-    """Compile (lower + compile) and time each JAX implementation (and torch), interleaved."""
+def _packed_params_runner(case, name, packed_step, params, batch_of, max_leaf_size=None):
+    """Compile the ``gradopt.pack_params`` path; its row and its runner."""
+    impl = impls.PACKED_PARAMS
+    kwargs = {} if max_leaf_size is None else {"max_leaf_size": max_leaf_size}
+    flat, unpack = gradopt.pack_params(params, **kwargs)
+    tx = impls.packed_params_tx()
+    state = tx.init(flat)
+    log(f"case {case} {name}: compiling {impl}")
+    seconds, compiled = compile_seconds(
+        packed_step(tx), (flat, unpack), batch_of(unpack), state, donate_argnums=(0, 2)
+    )
+    log(f"case {case} {name}: {impl} compiled in {seconds:.2f} s")
+    runner = Stepper(compiled, (flat, unpack), batch_of(unpack), state)
+    return _row(case, name, "compile", impl, summary([seconds])), runner
+
+
+def _time_jax(
+    case, name, step_of, params, batch, *, reps, skip=(), torch_shapes=None, packed_step=None
+):
+    """Compile (lower + compile) and time each JAX implementation (and torch), interleaved.
+
+    ``packed_step(tx)``, when given, is the step of the ``gradopt.pack_params``
+    path; its batch is ``batch`` (a training batch) or, for an update alone,
+    the gradients packed like the parameters.
+    """
     rows, runners = [], {}
     for impl, (tx, apply) in impls.jax_impls().items():
         if impl in skip:
@@ -30,6 +54,13 @@ def _time_jax(case, name, step_of, params, batch, *, reps, skip=(), torch_shapes
         log(f"case {case} {name}: {impl} compiled in {seconds:.2f} s")
         rows.append(_row(case, name, "compile", impl, summary([seconds])))
         runners[impl] = Stepper(compiled, own, batch, state)
+    if packed_step is not None:
+        update_only = torch_shapes is not None
+        batch_of = (lambda u: u.pack(batch)) if update_only else (lambda u: batch)
+        row, runners[impls.PACKED_PARAMS] = _packed_params_runner(
+            case, name, packed_step, params, batch_of
+        )
+        rows.append(row)
     if torch_shapes is not None and impls.torch_available():
         runners.update(impls.torch_runners(torch_shapes))
     log(f"case {case} {name}: timing {', '.join(runners)} ({reps} interleaved reps)")
@@ -44,7 +75,15 @@ def case_update(case, num_leaves, leaf_size, *, reps, skip=()):
     params, grads = models.flat_tree(num_leaves, leaf_size)
     shapes = [(leaf_size,)] * num_leaves
     return _time_jax(
-        case, name, impls.update_step, params, grads, reps=reps, skip=skip, torch_shapes=shapes
+        case,
+        name,
+        impls.update_step,
+        params,
+        grads,
+        reps=reps,
+        skip=skip,
+        torch_shapes=shapes,
+        packed_step=impls.packed_params_update_step,
     )
 
 
@@ -52,7 +91,13 @@ def case_train_mlp(*, reps, depth=300):
     params, data, loss = models.mlp(depth=depth)
     name = f"training step, MLP {depth} layers x 64 ({2 * depth} leaves)"
     return _time_jax(
-        "3", name, lambda tx, ap: impls.train_step(tx, ap, loss), params, data, reps=reps
+        "3",
+        name,
+        lambda tx, ap: impls.train_step(tx, ap, loss),
+        params,
+        data,
+        reps=reps,
+        packed_step=lambda tx: impls.packed_params_train_step(tx, loss),
     )
 
 
@@ -61,7 +106,13 @@ def case_train_transformer(*, reps, blocks=12):
     leaves = len(jax.tree.leaves(params))
     name = f"training step, transformer {blocks} blocks d=128 ({leaves} leaves)"
     return _time_jax(
-        "3", name, lambda tx, ap: impls.train_step(tx, ap, loss), params, tokens, reps=reps
+        "3",
+        name,
+        lambda tx, ap: impls.train_step(tx, ap, loss),
+        params,
+        tokens,
+        reps=reps,
+        packed_step=lambda tx: impls.packed_params_train_step(tx, loss),
     )
 
 
