@@ -13,11 +13,13 @@ Layout (the same as :func:`gradopt.packed`'s): every leaf with at most
 tree's leaf order; bigger leaves stay as they are. The packed form is the
 plain pytree ``{"big": (leaf, ...), "packed": (buffer, ...)}``.
 
-``unpack`` cuts the small leaves out with ``dynamic_slice`` whose start
-offsets pass through ``jax.lax.optimization_barrier``, so XLA cannot turn them
-into constants: slices of equal shape then share one compiled kernel (with
-constant offsets every slice is a kernel of its own and compile time grows
-with the number of leaves). The backward pass is a ``jax.custom_vjp`` that
+``unpack`` cuts the small leaves out with ``dynamic_slice`` at start offsets
+that it carries as int32 pytree leaves. Passed to the jitted function as an
+argument, the offsets are runtime values and slices of equal shape share one
+compiled kernel (with constant offsets every slice is a kernel of its own and
+compile time grows with the number of leaves; hiding constants behind
+``jax.lax.optimization_barrier`` does not help on XLA:CPU, which removes the
+barrier before fusion). The backward pass is a ``jax.custom_vjp`` that
 concatenates the leaves' cotangents straight into the buffers: one
 concatenation per dtype instead of the transpose of every slice (a zero
 buffer updated once per leaf).
@@ -164,16 +166,22 @@ def pack_params(params, *, max_leaf_size: int = _DEFAULT_MAX_LEAF_SIZE):
       >>> flat, unpack = gradopt.pack_params(params)
       >>> opt = gradopt.adam(1e-3)
       >>> state = opt.init(flat)
-      >>> grads = jax.grad(lambda f: loss(unpack(f), batch))(flat)
-      >>> updates, state = opt.update(grads, state, flat)
-      >>> flat = gradopt.apply_updates(flat, updates)
+      >>> @jax.jit
+      ... def step(flat, unpack, state, batch):
+      ...     grads = jax.grad(lambda f: loss(unpack(f), batch))(flat)
+      ...     updates, state = opt.update(grads, state, flat)
+      ...     return gradopt.apply_updates(flat, updates), state
+      >>> flat, state = step(flat, unpack, state, batch)
 
     Note:
       Transforms that need each leaf's own structure (``clip_by_norm``, masks
       given as trees) see buffers, not leaves; use them on the plain tree or
-      with :func:`gradopt.packed`. The slices in ``unpack`` use start offsets
-      hidden from XLA's constant folding, so that leaves of equal shape share
-      one compiled kernel; the gradient is one concatenation per dtype.
+      with :func:`gradopt.packed`. Pass ``unpack`` to the jitted step as an
+      argument (``step(flat, unpack, state, batch)``): it is a pytree of int32
+      offsets, and as runtime values they let leaves of equal shape share one
+      compiled slicing kernel (closed over, the offsets become constants and
+      compile time grows with the number of leaves). The gradient is one
+      concatenation per dtype.
     """
     if isinstance(max_leaf_size, bool) or not isinstance(max_leaf_size, int):
         raise TypeError(
