@@ -71,7 +71,7 @@ def _layout(tree, max_leaf_size: int) -> _Layout:
     leaves, treedef = jax.tree.flatten(tree)
     dtypes: list[str] = []
     fill: dict[str, int] = {}
-    slots = []
+    slots: list[tuple] = []
     n_big = 0
     for leaf in leaves:
         shape = tuple(np.shape(leaf))
