@@ -23,7 +23,7 @@ from pathlib import Path
 
 from experiments import common
 
-STUDIES = ("valley", "gallery", "batching", "challenge", "strategies", "sweep")
+STUDIES = ("valley", "gallery", "batching", "challenge", "strategies", "sweep", "schedules")
 # Figures shown by the README and the documentation: (study, file) -> name under --figures-to.
 SHOWN = {
     ("valley", "valley_gd.png"): "valley_gd.png",
@@ -34,6 +34,7 @@ SHOWN = {
     ("challenge", "challenge.png"): "challenge.png",
     ("strategies", "strategies.png"): "strategies.png",
     ("sweep", "sweep.png"): "sweep.png",
+    ("schedules", "schedules.png"): "schedules.png",
 }
 
 

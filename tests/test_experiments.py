@@ -48,7 +48,7 @@ def test_demo_rejects_unknown_study(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "module", ["valley", "gallery", "batching", "challenge", "strategies", "sweep"]
+    "module", ["valley", "gallery", "batching", "challenge", "strategies", "sweep", "schedules"]
 )
 def test_help(module, capsys):
     study = __import__(f"experiments.{module}", fromlist=["main"])
