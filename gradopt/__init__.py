@@ -120,3 +120,6 @@ __all__ = [
     "skip_nonfinite",
     "trace",
 ]
+
+# Imported last: the compat modules are built from the public names above.
+from gradopt import compat as compat  # noqa: E402  (explicit re-export)

@@ -5,6 +5,8 @@ and equality of configurations (no recompilation for equal optimizers)."""
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 from typing import Any, NamedTuple
 
 import chex
@@ -382,3 +384,11 @@ def test_optax_recompiles_for_equal_optimizers_built_twice():
     assert optax.adam(1e-3) != optax.adam(1e-3)
     with jax.numpy_dtype_promotion("standard"):  # optax.adam mixes float and int32
         assert _count_compilations([optax.adam(1e-3), optax.adam(1e-3)]) == 2
+
+
+def test_compat_modules_are_reachable_after_a_plain_import():
+    # A fresh interpreter: in this one other tests have imported gradopt.compat already.
+    code = "import gradopt; print(gradopt.compat.torch.adam(lr=1e-3), gradopt.compat.keras.adam())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "GradientTransformation" in out.stdout
