@@ -1,0 +1,21 @@
+"""Parallel and distributed SGD.
+
+Synchronous training on JAX's own engines (meshes, ``jit`` with shardings,
+``shard_map``, ``jax.distributed``) and asynchronous training on parameter
+servers (Ray actors) and shared memory (Hogwild!). The update rules are pure
+functions of arrays shared by every back end; the engines only move arrays.
+
+Importing this package needs only JAX; the Ray back end imports Ray when it is
+used (install the ``gradopt[distributed]`` extra).
+"""
+
+from gradopt.distributed._elastic import elastic_difference, elastic_exchange
+
+# -- synchronous (data parallelism, ZeRO-1, EASGD over a mesh axis) ---------
+
+# -- asynchronous (simulator, Downpour, async EASGD, delay-tolerant AdaGrad, Hogwild!) --
+
+__all__ = [
+    "elastic_difference",
+    "elastic_exchange",
+]
