@@ -103,7 +103,8 @@ class Prim(Node):
         trees = {}
         for name, old in fields.items():
             if old is not None:
-                trees[name] = unflatten([n[name].astype(o.dtype) for n, o in zip(news, old)])
+                stored = [n[name].astype(o.dtype) for n, o in zip(news, old, strict=True)]
+                trees[name] = unflatten(stored)
         return state._replace(**trees, **scalars)
 
 
@@ -122,14 +123,14 @@ class Seq(Node):
 
     def prepare(self, state, flatten):
         _check_tuple(state, len(self.children), "chain")
-        return tuple(c.prepare(s, flatten) for c, s in zip(self.children, state))
+        return tuple(c.prepare(s, flatten) for c, s in zip(self.children, state, strict=False))
 
     def dtypes(self, prep, i):
-        return [d for c, p in zip(self.children, prep) for d in c.dtypes(p, i)]
+        return [d for c, p in zip(self.children, prep, strict=False) for d in c.dtypes(p, i)]
 
     def leaf(self, x, prep, i, p):
         news = []
-        for c, cp in zip(self.children, prep):
+        for c, cp in zip(self.children, prep, strict=False):
             x, n = c.leaf(x, cp, i, p)
             news.append(n)
         return x, tuple(news)
@@ -137,7 +138,7 @@ class Seq(Node):
     def finish(self, prep, news, unflatten):
         return tuple(
             c.finish(cp, [n[k] for n in news], unflatten)
-            for k, (c, cp) in enumerate(zip(self.children, prep))
+            for k, (c, cp) in enumerate(zip(self.children, prep, strict=False))
         )
 
 
@@ -151,11 +152,11 @@ class Branch(Seq):
 
     def prepare(self, state, flatten):
         _check_tuple(state, len(self.children), "branch")
-        return tuple(c.prepare(s, flatten) for c, s in zip(self.children, state))
+        return tuple(c.prepare(s, flatten) for c, s in zip(self.children, state, strict=False))
 
     def leaf(self, x, prep, i, p):
         outs, news = [], []
-        for c, cp in zip(self.children, prep):
+        for c, cp in zip(self.children, prep, strict=False):
             o, n = c.leaf(x, cp, i, p)
             outs.append(o)
             news.append(n)
@@ -184,12 +185,12 @@ def _flattener(treedef, shapes):
                 f"  updates: {treedef}\nPass the state returned by this optimizer's own init "
                 "for parameters of this structure."
             )
-        for path_leaf, leaf, shape in zip(_paths(treedef), leaves, shapes):
+        for i, (leaf, shape) in enumerate(zip(leaves, shapes, strict=False)):
             if jnp.shape(leaf) != shape:
                 raise ValueError(
-                    f"The updates leaf at {path_leaf} has shape {shape}, but the {what} leaf "
-                    f"there has shape {jnp.shape(leaf)}. Pass updates with the shapes of the "
-                    "parameters the optimizer was initialised with."
+                    f"The updates leaf at {_paths(treedef)[i]} has shape {shape}, but the "
+                    f"{what} leaf there has shape {jnp.shape(leaf)}. Pass updates with the "
+                    "shapes of the parameters the optimizer was initialised with."
                 )
         return leaves
 
@@ -198,16 +199,19 @@ def _flattener(treedef, shapes):
 
 def _paths(treedef):
     dummy = jax.tree.unflatten(treedef, list(range(treedef.num_leaves)))
-    return [jax.tree_util.keystr(p) or "(root)" for p, _ in jax.tree_util.tree_flatten_with_path(dummy)[0]]
+    return [
+        jax.tree_util.keystr(p) or "(root)"
+        for p, _ in jax.tree_util.tree_flatten_with_path(dummy)[0]
+    ]
 
 
-def _float_leaf(u, path):
+def _float_leaf(u, treedef, i):
     u = jnp.asarray(u)
     if not jnp.issubdtype(u.dtype, jnp.inexact) or jnp.issubdtype(u.dtype, jnp.complexfloating):
         raise TypeError(
-            f"The updates leaf at {path} has dtype {u.dtype}; gradopt's optimizers take "
-            "real floating-point gradients (float16, bfloat16, float32, float64). Cast the "
-            "gradient to its parameter's dtype, e.g. jax.tree.map(lambda g, p: "
+            f"The updates leaf at {_paths(treedef)[i]} has dtype {u.dtype}; gradopt's "
+            "optimizers take real floating-point gradients (float16, bfloat16, float32, "
+            "float64). Cast the gradient to its parameter's dtype, e.g. jax.tree.map(lambda g, p: "
             "g.astype(p.dtype), grads, params)."
         )
     return u
@@ -216,8 +220,7 @@ def _float_leaf(u, path):
 def run(node: Node, updates, state, params):
     """Apply ``node`` to ``updates``: one expression per leaf, one pass over the tree."""
     leaves, treedef = jax.tree.flatten(updates)
-    paths = _paths(treedef)
-    leaves = [_float_leaf(u, path) for u, path in zip(leaves, paths)]
+    leaves = [_float_leaf(u, treedef, i) for i, u in enumerate(leaves)]
     shapes = [u.shape for u in leaves]
     flatten = _flattener(treedef, shapes)
     if node.needs_params():
@@ -231,7 +234,7 @@ def run(node: Node, updates, state, params):
         p_leaves = [None] * len(leaves)
     prep = node.prepare(state, flatten)
     outs, news = [], []
-    for i, (u, p) in enumerate(zip(leaves, p_leaves)):
+    for i, (u, p) in enumerate(zip(leaves, p_leaves, strict=False)):
         c = compute_dtype(u.dtype)
         for d in node.dtypes(prep, i):
             d = compute_dtype(d)

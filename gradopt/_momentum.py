@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 
 from gradopt._base import GradientTransformation, hyper, increment, tree_map, zero_count
-from gradopt._elementwise import Elementwise, cast, elementwise, scalar_dtype
 from gradopt._checks import check_flag, check_learning_rate, check_scalar
+from gradopt._elementwise import Elementwise, cast, elementwise, scalar_dtype
 from gradopt._moments import check_dtype, one_minus, state_zeros, wider
 
 PyTree = Any

@@ -139,9 +139,11 @@ def test_low_precision_and_mixed_dtypes(dtypes):
     packed, state = _run(gradopt.packed(tx(), max_leaf_size=100), params)
     _close(packed, plain)
     chex.assert_trees_all_equal_dtypes(packed, params)
-    buffers = state.inner[0].ema["packed"]  # ema(b1)'s first moment, one buffer per dtype
+    # adam's state: (decay, ((ema, bias correction), root mean square), learning rate)
+    numerator, denominator = state.inner[1]
+    buffers = numerator[0].ema["packed"]  # ema(b1)'s first moment, one buffer per dtype
     assert all(b.dtype == jnp.bfloat16 for b in buffers)
-    assert all(b.dtype == jnp.float32 for b in state.inner[2].nu["packed"])
+    assert all(b.dtype == jnp.float32 for b in denominator.nu["packed"])
     assert len(buffers) == len(set(jnp.dtype(d) for d in dtypes))
 
 
@@ -193,12 +195,12 @@ def test_errors():
     params = _tree()
     with pytest.raises(ValueError, match="state"):
         tx.update(params, gradopt.adam().init(params), params)
-    with pytest.raises(ValueError, match="packs"):
+    with pytest.raises(ValueError, match="init builds"):  # a state for other params
         tx.update({"x": jnp.ones(3)}, tx.init(params))
 
 
-def test_grads_of_an_outer_chain_reach_the_packed_stage():
-    """A stage inside packed that reads ``grads`` sees the outer chain's gradient, packed."""
+def test_a_packed_stage_inside_an_outer_chain_equals_the_plain_stage():
+    """A statistic inside packed is built from what the outer chain passes it, packed."""
     params = _tree()
 
     def outer(wrap):

@@ -34,11 +34,11 @@ from gradopt._adaptive import (
 )
 from gradopt._base import Bound, GradientTransformation
 from gradopt._chain import chain, divide
+from gradopt._checks import check_flag, check_learning_rate, check_scalar, concrete_value
 from gradopt._moments import bias_correction, ema, scale_by_nesterov_ema
 from gradopt._momentum import trace
 from gradopt._scale import scale, scale_by_learning_rate
 from gradopt._weight_decay import add_decayed_weights
-from gradopt._checks import check_flag, check_learning_rate, check_scalar, concrete_value
 
 __all__ = ["adadelta", "adagrad", "adam", "adamax", "adamw", "nadam", "rmsprop", "sgd"]
 
