@@ -87,9 +87,14 @@ def adam(
       debias=True), scale_by_learning_rate(learning_rate))``.
 
     Example:
+      >>> import jax.numpy as jnp
+      >>> import gradopt
       >>> opt = gradopt.adam(1e-3)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
       >>> state = opt.init(params)
-      >>> updates, state = opt.update(grads, state)
+      >>> updates, state = opt.update({"w": jnp.array([0.5, -3.0])}, state)
+      >>> updates["w"]  # the first step is -learning_rate * sign(g)
+      Array([-0.001,  0.001], dtype=float32)
 
     Note:
       How PyTorch, Keras and optax differ. PyTorch and optax use these

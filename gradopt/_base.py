@@ -204,7 +204,13 @@ def named_chain(*named_transforms: tuple[str, Any]) -> GradientTransformation:
     """Like :func:`chain`, with a name for every stage; the state is a dict by name.
 
     Example:
-      >>> tx = named_chain(("clip", clip_by_global_norm(1.0)), ("adam", adam(1e-3)))
+      >>> import jax.numpy as jnp
+      >>> import gradopt
+      >>> tx = gradopt.named_chain(
+      ...     ("clip", gradopt.clip_by_global_norm(1.0)), ("adam", gradopt.adam(1e-3)))
+      >>> state = tx.init({"w": jnp.zeros(2)})
+      >>> sorted(state)  # the state is a dict keyed by the stage names
+      ['adam', 'clip']
     """
     for i, item in enumerate(named_transforms):
         if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
