@@ -117,8 +117,8 @@ def adamw(
     b1=0.9,
     b2=0.999,
     eps=1e-8,
-    weight_decay=1e-2,
     *,
+    weight_decay=1e-2,
     mask=None,
     mu_dtype=None,
     nu_dtype=None,
@@ -141,6 +141,7 @@ def adamw(
       b1, b2: decay rates of the moments, in [0, 1).
       eps: > 0.
       weight_decay: decoupled decay coefficient, >= 0 (PyTorch's default 1e-2).
+        Keyword only, as in every gradopt optimizer.
       mask: which parameters to decay (see :func:`gradopt.add_decayed_weights`).
       mu_dtype, nu_dtype: storage dtypes of the moments.
 
@@ -219,6 +220,7 @@ def adamax(
     *,
     eps_inside_max: bool = False,
     weight_decay=0.0,
+    mu_dtype=None,
 ) -> GradientTransformation:
     r"""AdaMax (Kingma & Ba, 2015, section 7.1): Adam with the infinity norm.
 
@@ -236,6 +238,8 @@ def adamax(
       eps_inside_max: ``u = max(b2 * u, |g| + eps)`` and divide by ``u``, as
         PyTorch does.
       weight_decay: coupled L2 coefficient, >= 0.
+      mu_dtype: storage dtype of ``m`` (None: each parameter's dtype), as in
+        :func:`adam`; ``u`` is kept in the parameter's dtype.
 
     Returns:
       ``chain(ema(b1), bias_correction(b1), scale_by_max_norm(b2, eps=eps),
@@ -254,9 +258,10 @@ def adamax(
     where = "gradopt.adamax"
     _check_common(where, learning_rate, b1, b2, eps, weight_decay)
     check_flag(where, "eps_inside_max", eps_inside_max)
+    check_dtype(where, mu_dtype)
     return with_l2(
         weight_decay,
-        ema(b1),
+        ema(b1, dtype=mu_dtype),
         bias_correction(b1),
         scale_by_max_norm(b2, eps=eps, eps_inside_max=eps_inside_max),
         scale_by_learning_rate(learning_rate),

@@ -139,9 +139,9 @@ def test_low_precision_and_mixed_dtypes(dtypes):
     packed, state = _run(gradopt.packed(tx(), max_leaf_size=100), params)
     _close(packed, plain)
     chex.assert_trees_all_equal_dtypes(packed, params)
-    buffers = state.inner[0].ema["packed"]  # ema(b1)'s first moment, one buffer per dtype
+    buffers = state.inner_state[0].ema["packed"]  # ema(b1)'s first moment, one buffer per dtype
     assert all(b.dtype == jnp.bfloat16 for b in buffers)
-    assert all(b.dtype == jnp.float32 for b in state.inner[2].nu["packed"])
+    assert all(b.dtype == jnp.float32 for b in state.inner_state[2].nu["packed"])
     assert len(buffers) == len(set(jnp.dtype(d) for d in dtypes))
 
 
