@@ -129,12 +129,25 @@ def use_agg() -> None:
     matplotlib.use("Agg")
 
 
-def versions() -> dict[str, str]:
-    """Versions of Python, the platform and the libraries the studies use."""
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def versions(extra: Sequence[str] = ()) -> dict[str, str]:
+    """Versions of Python, the platform, the CPU, the studies' libraries and ``extra``."""
     import importlib.metadata as md
 
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for package in ("gradopt", "jax", "jaxlib", "numpy", "matplotlib", "scikit-learn", "tqdm"):
+    out = {"python": sys.version.split()[0], "platform": platform.platform(), "cpu": cpu_model()}
+    packages = ("gradopt", "jax", "jaxlib", "numpy", "matplotlib", "scikit-learn", "tqdm")
+    for package in (*packages, *extra):
         try:
             out[package] = md.version(package)
         except md.PackageNotFoundError:
@@ -148,6 +161,11 @@ def versions() -> dict[str, str]:
         out["jax backend"] = f"unavailable ({error})"
     out["cpu count"] = str(os.cpu_count())
     return out
+
+
+def log(tag: str, message: str) -> None:
+    """Print ``[tag HH:MM:SS] message`` at once (progress of long runs)."""
+    print(f"[{tag} {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def progress(iterable: Iterable | None = None, *, desc: str, total: int | None = None, **kw):

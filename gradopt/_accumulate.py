@@ -108,7 +108,17 @@ def accumulate(inner, every_k: int, *, reduction: str = "mean") -> GradientTrans
       A ``GradientTransformation`` whose state is :class:`AccumulateState`.
 
     Example:
-      >>> tx = gradopt.accumulate(gradopt.adam(1e-3), every_k=4)   # batch 4 x 32
+      >>> import jax.numpy as jnp
+      >>> import gradopt
+      >>> tx = gradopt.accumulate(gradopt.sgd(0.1), every_k=2)  # one step per 2 mini-batches
+      >>> params = {"w": jnp.zeros(2)}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([1.0, 2.0])}, state, params)
+      >>> updates["w"]  # waiting: no step yet
+      Array([0., 0.], dtype=float32)
+      >>> updates, state = tx.update({"w": jnp.array([3.0, 4.0])}, state, params)
+      >>> updates["w"]  # -0.1 * the mean of the two gradients
+      Array([-0.2, -0.3], dtype=float32)
     """
     if not (callable(getattr(inner, "init", None)) and callable(getattr(inner, "update", None))):
         raise TypeError(

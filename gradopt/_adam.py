@@ -93,9 +93,14 @@ def adam(
       scale_by_learning_rate(learning_rate))``.
 
     Example:
+      >>> import jax.numpy as jnp
+      >>> import gradopt
       >>> opt = gradopt.adam(1e-3)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
       >>> state = opt.init(params)
-      >>> updates, state = opt.update(grads, state)
+      >>> updates, state = opt.update({"w": jnp.array([0.5, -3.0])}, state)
+      >>> updates["w"]  # the first step is -learning_rate * sign(g)
+      Array([-0.001,  0.001], dtype=float32)
 
     Note:
       How PyTorch, Keras and optax differ. PyTorch and optax use these
@@ -118,8 +123,8 @@ def adamw(
     b1=0.9,
     b2=0.999,
     eps=1e-8,
-    weight_decay=1e-2,
     *,
+    weight_decay=1e-2,
     mask=None,
     mu_dtype=None,
     nu_dtype=None,
@@ -142,6 +147,7 @@ def adamw(
       b1, b2: decay rates of the moments, in [0, 1).
       eps: > 0.
       weight_decay: decoupled decay coefficient, >= 0 (PyTorch's default 1e-2).
+        Keyword only, as in every gradopt optimizer.
       mask: which parameters to decay (see :func:`gradopt.add_decayed_weights`).
       mu_dtype, nu_dtype: storage dtypes of the moments.
 
@@ -239,7 +245,8 @@ def adamax(
       eps_inside_max: ``u = max(b2 * u, |g| + eps)`` and divide by ``u``, as
         PyTorch does.
       weight_decay: coupled L2 coefficient, >= 0.
-      mu_dtype: storage dtype of ``m`` (None: each parameter's dtype).
+      mu_dtype: storage dtype of ``m`` (None: each parameter's dtype), as in
+        :func:`adam`; ``u`` is kept in the parameter's dtype.
 
     Returns:
       ``chain(add_decayed_weights(weight_decay), divide(chain(ema(b1),

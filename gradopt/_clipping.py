@@ -67,7 +67,12 @@ def clip(max_delta) -> GradientTransformation:
       NaN stays NaN.
 
     Example:
+      >>> import jax.numpy as jnp
+      >>> import gradopt
       >>> tx = gradopt.chain(gradopt.clip(1.0), gradopt.scale_by_learning_rate(0.1))
+      >>> updates, _ = tx.update({"w": jnp.array([0.5, -3.0])}, tx.init(None))
+      >>> updates["w"]
+      Array([-0.05,  0.1 ], dtype=float32)
 
     References:
       Mikolov, "Statistical Language Models Based on Neural Networks", PhD
@@ -110,7 +115,13 @@ def clip_by_norm(max_norm) -> GradientTransformation:
       containing ``inf`` or NaN comes out all NaN.
 
     Example:
+      >>> import jax.numpy as jnp
+      >>> import gradopt
       >>> tx = gradopt.chain(gradopt.clip_by_norm(1.0), gradopt.scale_by_learning_rate(0.1))
+      >>> grads = {"a": jnp.array([4.0]), "b": jnp.array([0.3, 0.4])}
+      >>> updates, _ = tx.update(grads, tx.init(grads))
+      >>> updates["a"], updates["b"]  # each leaf to norm at most 1
+      (Array([-0.1], dtype=float32), Array([-0.03, -0.04], dtype=float32))
 
     References:
       Pascanu, Mikolov, Bengio, "On the difficulty of training recurrent
@@ -147,6 +158,13 @@ def clip_by_global_norm(max_norm) -> GradientTransformation:
       ``inf`` or NaN anywhere makes every output entry NaN.
 
     Example:
+      >>> import jax.numpy as jnp
+      >>> import gradopt
+      >>> clip = gradopt.clip_by_global_norm(1.0)
+      >>> grads = {"a": jnp.array([3.0, 0.0]), "b": jnp.array([4.0])}
+      >>> clipped, _ = clip.update(grads, clip.init(grads))
+      >>> clipped["a"], clipped["b"]  # the whole tree to norm 1
+      (Array([0.6, 0. ], dtype=float32), Array([0.8], dtype=float32))
       >>> tx = gradopt.chain(gradopt.clip_by_global_norm(1.0), gradopt.adam(1e-3))
 
     References:

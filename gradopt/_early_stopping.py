@@ -66,12 +66,15 @@ class EarlyStopping:
       epoch: the number of calls to :meth:`update` so far.
 
     Example:
-      >>> stopper = gradopt.EarlyStopping(patience=3, restore_best_weights=True)
-      >>> for epoch in range(100):
-      ...     params, opt_state = train_one_epoch(params, opt_state)
-      ...     if stopper.update(float(validation_loss(params)), params):
+      >>> import gradopt
+      >>> stopper = gradopt.EarlyStopping(patience=2, restore_best_weights=True)
+      >>> for epoch, loss in enumerate([1.0, 0.5, 0.6, 0.7, 0.4]):
+      ...     params = {"epoch": epoch}  # the parameters after this epoch
+      ...     if stopper.update(loss, params):
       ...         params = stopper.best_params
       ...         break
+      >>> epoch, params
+      (3, {'epoch': 1})
 
     References:
       Prechelt, "Early Stopping - But When?", in Neural Networks: Tricks of the

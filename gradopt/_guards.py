@@ -108,10 +108,15 @@ def skip_nonfinite(inner, *, max_consecutive: int | None = None, on_give_up: str
       A ``GradientTransformation`` whose state is :class:`SkipNonfiniteState`.
 
     Example:
+      >>> import jax.numpy as jnp
+      >>> import gradopt
       >>> tx = gradopt.skip_nonfinite(gradopt.adam(1e-3), max_consecutive=5)
-      >>> for batch in data:
-      ...     params, state = step(params, state, batch)       # jitted
-      ...     gradopt.check_skips(state)                       # raises after 5 bad steps
+      >>> params = {"w": jnp.ones(2)}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.array([jnp.nan, 1.0])}, state, params)
+      >>> updates["w"], int(state.total_skipped)  # the step is skipped: a zero update
+      (Array([0., 0.], dtype=float32), 1)
+      >>> gradopt.check_skips(state)  # raises NonFiniteError after 5 bad steps in a row
     """
     if not (callable(getattr(inner, "init", None)) and callable(getattr(inner, "update", None))):
         raise TypeError(
@@ -189,11 +194,14 @@ class TerminateOnNaN:
       stopped_step: the number of calls before the one that stopped, or None.
 
     Example:
+      >>> import jax.numpy as jnp
+      >>> import gradopt
       >>> terminate = gradopt.TerminateOnNaN()
-      >>> for step in range(num_steps):
-      ...     params, state, loss = train_step(params, state, batch)
-      ...     if terminate(loss, state):
+      >>> for step, loss in enumerate([0.9, 0.5, float("nan"), 0.4]):
+      ...     if terminate(jnp.float32(loss)):
       ...         break
+      >>> step, terminate.stopped_step
+      (2, 2)
     """
 
     def __init__(self, *, raise_error: bool = False):

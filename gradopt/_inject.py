@@ -119,10 +119,14 @@ def inject_hyperparams(
       ``GradientTransformation`` whose state is :class:`InjectHyperparamsState`.
 
     Example:
+      >>> import jax.numpy as jnp
+      >>> import gradopt
       >>> tx = gradopt.inject_hyperparams(gradopt.sgd)(
       ...     learning_rate=gradopt.schedules.cosine(0.1, 1000), momentum=0.9)
-      >>> state = tx.init(params)
-      >>> state = gradopt.set_hyperparams(state, momentum=0.5)   # no recompile
+      >>> state = tx.init({"w": jnp.zeros(2)})
+      >>> state = gradopt.set_hyperparams(state, momentum=0.5)  # no recompile
+      >>> state.hyperparams["momentum"]
+      Array(0.5, dtype=float32)
 
     Note:
       Writing a value that a schedule drives has no lasting effect: the next

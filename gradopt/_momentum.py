@@ -239,9 +239,19 @@ def lookahead_params(params, opt_state, momentum):
     Deep Learning, 2016, Algorithm 8.3).
 
     Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import gradopt
+      >>> loss = lambda w: jnp.sum(w**2)
+      >>> w = jnp.array([1.0, -1.0])
       >>> opt = gradopt.heavy_ball(0.1, 0.9)
-      >>> g = jax.grad(loss)(gradopt.lookahead_params(w, state, 0.9))
-      >>> updates, state = opt.update(g, state)
+      >>> state = opt.init(w)
+      >>> for _ in range(2):  # Nesterov: the gradient at w + momentum * u
+      ...     g = jax.grad(loss)(gradopt.lookahead_params(w, state, 0.9))
+      ...     updates, state = opt.update(g, state)
+      ...     w = gradopt.apply_updates(w, updates)
+      >>> w
+      Array([ 0.496..., -0.496...], dtype=float32)
 
     Args:
       params: the parameters ``w``.

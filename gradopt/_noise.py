@@ -77,8 +77,14 @@ def add_gradient_noise(eta=0.01, gamma=0.55, seed: int = 0) -> GradientTransform
       A ``GradientTransformation`` whose state is :class:`AddNoiseState`.
 
     Example:
-      >>> tx = gradopt.chain(gradopt.add_gradient_noise(eta=0.3, seed=1),
-      ...                    gradopt.sgd(0.1))
+      >>> import jax.numpy as jnp
+      >>> import gradopt
+      >>> tx = gradopt.chain(gradopt.add_gradient_noise(eta=0.3, seed=1), gradopt.sgd(0.1))
+      >>> params = {"w": jnp.zeros(3)}
+      >>> state = tx.init(params)
+      >>> updates, state = tx.update({"w": jnp.ones(3)}, state, params)
+      >>> updates["w"].shape, bool(jnp.all(updates["w"] != -0.1))  # -0.1 * (g + noise)
+      ((3,), True)
 
     References:
       Neelakantan, Vilnis, Le, Sutskever, Kaiser, Kurach, Martens, "Adding

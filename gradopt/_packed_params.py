@@ -163,15 +163,23 @@ def pack_params(params, *, max_leaf_size: int = _DEFAULT_MAX_LEAF_SIZE):
       back (and whose ``unpack.pack(tree)`` packs a tree like ``params``).
 
     Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import gradopt
+      >>> params = {"b": jnp.zeros(2), "w": jnp.ones((3, 2))}
+      >>> def loss(p, x):
+      ...     return jnp.sum((x @ p["w"]) ** 2) + jnp.sum(p["b"] ** 2)
       >>> flat, unpack = gradopt.pack_params(params)
       >>> opt = gradopt.adam(1e-3)
       >>> state = opt.init(flat)
       >>> @jax.jit
-      ... def step(flat, unpack, state, batch):
-      ...     grads = jax.grad(lambda f: loss(unpack(f), batch))(flat)
+      ... def step(flat, unpack, state, x):
+      ...     grads = jax.grad(lambda f: loss(unpack(f), x))(flat)
       ...     updates, state = opt.update(grads, state, flat)
       ...     return gradopt.apply_updates(flat, updates), state
-      >>> flat, state = step(flat, unpack, state, batch)
+      >>> flat, state = step(flat, unpack, state, jnp.ones((4, 3)))
+      >>> jax.tree.map(jnp.shape, unpack(flat))
+      {'b': (2,), 'w': (3, 2)}
 
     Note:
       Transforms that need each leaf's own structure (``clip_by_norm``, masks

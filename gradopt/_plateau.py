@@ -168,8 +168,16 @@ def reduce_on_plateau(
       A gradient transformation whose state is a :class:`ReduceOnPlateauState`.
 
     Example:
-      >>> tx = gradopt.chain(gradopt.sgd(0.1), gradopt.reduce_on_plateau(0.5, 5))
-      >>> updates, state = tx.update(grads, state, params, value=loss)
+      >>> import jax.numpy as jnp
+      >>> import gradopt
+      >>> tx = gradopt.chain(gradopt.sgd(0.1), gradopt.reduce_on_plateau(0.5, patience=1))
+      >>> params = {"w": jnp.ones(2)}
+      >>> state = tx.init(params)
+      >>> grads = {"w": jnp.ones(2)}
+      >>> for loss in [1.0, 0.8, 0.9, 0.95]:  # no improvement twice: the scale halves
+      ...     updates, state = tx.update(grads, state, params, value=jnp.float32(loss))
+      >>> updates["w"]
+      Array([-0.05, -0.05], dtype=float32)
     """
     check_scalar(_WHERE, "factor", factor, low=0.0, high=1.0, high_open=True, fix="Use e.g. 0.1.")
     check_scalar(_WHERE, "patience", patience, low=0.0, fix="Use a whole number such as 10.")

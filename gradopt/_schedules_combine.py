@@ -55,8 +55,11 @@ def join(schedules, boundaries) -> Bound:
       A schedule ``step -> value``.
 
     Example:
+      >>> from gradopt import schedules
       >>> sched = schedules.join(
       ...     [schedules.linear(0.0, 0.1, 100), schedules.cosine(0.1, 900)], boundaries=[100])
+      >>> [round(float(sched(k)), 4) for k in (0, 50, 100, 550, 1000)]
+      [0.0, 0.05, 0.1, 0.05, 0.0]
     """
     where = "gradopt.schedules.join"
     if isinstance(schedules, (str, bytes)) or not hasattr(schedules, "__iter__"):
@@ -96,7 +99,10 @@ def product(*schedules) -> Bound:
       A schedule ``step -> value``.
 
     Example:
+      >>> from gradopt import schedules
       >>> sched = schedules.product(0.1, schedules.step(1.0, 30, 0.5))
+      >>> [round(float(sched(k)), 4) for k in (0, 30, 60)]
+      [0.1, 0.05, 0.025]
     """
     schedules = _check_schedules("gradopt.schedules.product", schedules)
     return Bound(_product, schedules=schedules)
@@ -127,7 +133,11 @@ def from_callable(fn: Callable[..., Any], /, **kwargs: Any) -> Bound:
       ValueError: ``fn`` does not return a scalar.
 
     Example:
-      >>> sched = schedules.from_callable(lambda k, lr: lr * 0.5 ** (k // 10), lr=0.1)
+      >>> from gradopt import schedules
+      >>> import jax.numpy as jnp
+      >>> sched = schedules.from_callable(lambda k, lr: jnp.where(k < 10, lr, 0.1 * lr), lr=0.1)
+      >>> [round(float(sched(k)), 4) for k in (0, 9, 10)]
+      [0.1, 0.1, 0.01]
     """
     where = "gradopt.schedules.from_callable"
     if not callable(fn):

@@ -58,7 +58,10 @@ def cosine(init_value, decay_steps, end_value=0.0, *, cyclic=False) -> Bound:
       A schedule ``step -> value``.
 
     Example:
+      >>> from gradopt import schedules
       >>> sched = schedules.cosine(0.1, decay_steps=10_000, end_value=1e-4)
+      >>> [round(float(sched(k)), 4) for k in (0, 5_000, 10_000)]
+      [0.1, 0.05, 0.0001]
 
     References:
       Loshchilov and Hutter, SGDR: Stochastic Gradient Descent with Warm
@@ -126,7 +129,10 @@ def cosine_with_restarts(
       A schedule ``step -> value``.
 
     Example:
+      >>> from gradopt import schedules
       >>> sched = schedules.cosine_with_restarts(0.1, 1000, period_mult=2.0)
+      >>> [round(float(sched(k)), 4) for k in (0, 999, 1000, 2000)]  # periods 1000, 2000, ...
+      [0.1, 0.0, 0.1, 0.05]
 
     References:
       Loshchilov and Hutter, SGDR: Stochastic Gradient Descent with Warm
@@ -186,7 +192,10 @@ def warmup(schedule, warmup_steps, *, init_value=0.0) -> Bound:
       A schedule ``step -> value``.
 
     Example:
+      >>> from gradopt import schedules
       >>> sched = schedules.warmup(schedules.cosine(1e-3, 10_000), 500)
+      >>> [round(float(sched(k)), 6) for k in (0, 250, 500)]
+      [0.0, 0.0005, 0.001]
 
     References:
       Goyal et al., Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour,
@@ -275,7 +284,10 @@ def onecycle(
       A schedule ``step -> value``.
 
     Example:
+      >>> from gradopt import schedules
       >>> sched = schedules.onecycle(0.1, total_steps=10_000)
+      >>> [round(float(sched(k)), 4) for k in (0, 3_000, 10_000)]  # up for 30%, then down
+      [0.004, 0.1, 0.0]
 
     References:
       Smith and Topin, Super-Convergence: Very Fast Training of Neural Networks

@@ -41,7 +41,9 @@ def constant(value) -> Bound:
       A schedule ``step -> value``.
 
     Example:
-      >>> schedules.constant(0.1)(7)  # 0.1
+      >>> from gradopt import schedules
+      >>> round(float(schedules.constant(0.1)(7)), 4)
+      0.1
     """
     check_scalar("gradopt.schedules.constant", "value", value)
     return Bound(_constant, value=value)
@@ -75,7 +77,10 @@ def linear(init_value, end_value, transition_steps) -> Bound:
       A schedule ``step -> value``.
 
     Example:
+      >>> from gradopt import schedules
       >>> sched = schedules.linear(0.1, 0.001, 1000)
+      >>> [round(float(sched(k)), 4) for k in (0, 500, 1000, 2000)]
+      [0.1, 0.0505, 0.001, 0.001]
 
     References:
       Goodfellow, Bengio and Courville, Deep Learning, MIT Press, 2016, section 8.3.1.
@@ -113,7 +118,10 @@ def piecewise_constant(boundaries, values) -> Bound:
       A schedule ``step -> value``.
 
     Example:
+      >>> from gradopt import schedules
       >>> sched = schedules.piecewise_constant((100, 200), (0.1, 0.01, 0.001))
+      >>> [round(float(sched(k)), 4) for k in (0, 100, 200)]
+      [0.1, 0.01, 0.001]
     """
     where = "gradopt.schedules.piecewise_constant"
     boundaries = check_boundaries(where, "boundaries", boundaries, strict=False)
@@ -151,7 +159,10 @@ def step(init_value, step_size, gamma=0.1) -> Bound:
       A schedule ``step -> value``.
 
     Example:
+      >>> from gradopt import schedules
       >>> sched = schedules.step(0.1, step_size=30, gamma=0.1)
+      >>> [round(float(sched(k)), 4) for k in (0, 29, 30, 60)]
+      [0.1, 0.1, 0.01, 0.001]
     """
     where = "gradopt.schedules.step"
     check_scalar(where, "init_value", init_value)
@@ -182,7 +193,10 @@ def multistep(init_value, milestones, gamma=0.1) -> Bound:
       A schedule ``step -> value``.
 
     Example:
+      >>> from gradopt import schedules
       >>> sched = schedules.multistep(0.1, milestones=(30, 80), gamma=0.1)
+      >>> [round(float(sched(k)), 4) for k in (0, 30, 80)]
+      [0.1, 0.01, 0.001]
     """
     where = "gradopt.schedules.multistep"
     check_scalar(where, "init_value", init_value)
@@ -222,7 +236,10 @@ def exponential(init_value, decay_rate, decay_steps=1, *, staircase=False) -> Bo
       A schedule ``step -> value``.
 
     Example:
-      >>> sched = schedules.exponential(0.1, decay_rate=0.96, decay_steps=1000)
+      >>> from gradopt import schedules
+      >>> sched = schedules.exponential(0.1, decay_rate=0.5, decay_steps=1000)
+      >>> [round(float(sched(k)), 4) for k in (0, 1000, 1500)]
+      [0.1, 0.05, 0.0354]
     """
     where = "gradopt.schedules.exponential"
     check_scalar(where, "init_value", init_value)
@@ -262,7 +279,10 @@ def inverse_time(init_value, decay_rate, decay_steps=1, *, staircase=False) -> B
       A schedule ``step -> value``.
 
     Example:
+      >>> from gradopt import schedules
       >>> sched = schedules.inverse_time(0.1, decay_rate=0.5, decay_steps=100)
+      >>> [round(float(sched(k)), 4) for k in (0, 200)]  # 0.1 / (1 + 0.5 * k / 100)
+      [0.1, 0.05]
     """
     where = "gradopt.schedules.inverse_time"
     check_scalar(where, "init_value", init_value)
@@ -313,7 +333,10 @@ def polynomial(init_value, end_value, decay_steps, power=1.0, *, cycle=False) ->
       A schedule ``step -> value``.
 
     Example:
+      >>> from gradopt import schedules
       >>> sched = schedules.polynomial(0.1, 0.0, decay_steps=1000, power=2.0)
+      >>> [round(float(sched(k)), 4) for k in (0, 500, 1000)]
+      [0.1, 0.025, 0.0]
     """
     where = "gradopt.schedules.polynomial"
     check_scalar(where, "init_value", init_value)

@@ -85,7 +85,14 @@ def sgd(
       or ``heavy_ball``, and ``scale_by_learning_rate``).
 
     Example:
+      >>> import jax.numpy as jnp
+      >>> import gradopt
       >>> opt = gradopt.sgd(0.1, momentum=0.9, nesterov=True)
+      >>> params = {"w": jnp.array([1.0, -2.0])}
+      >>> state = opt.init(params)
+      >>> updates, state = opt.update({"w": jnp.array([1.0, -1.0])}, state, params)
+      >>> gradopt.apply_updates(params, updates)["w"]
+      Array([ 0.81, -1.81], dtype=float32)
 
     Note:
       How PyTorch, Keras and optax differ. torch.optim.SGD uses this form

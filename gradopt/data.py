@@ -149,11 +149,19 @@ def epoch_indices(
       :class:`EpochIndices` ``(indices, mask)`` of shape ``(num_batches, B)``.
 
     Example:
-      >>> def run_epoch(carry, epoch):
-      ...     ix = gradopt.data.epoch_indices(n, 32, order="shuffle", key=key, epoch=epoch,
-      ...                                     drop_last=True)
-      ...     carry, losses = jax.lax.scan(train_step, carry, ix.indices)
-      ...     return carry, losses.mean()
+      >>> import jax
+      >>> import gradopt
+      >>> ix = gradopt.data.epoch_indices(10, 4)  # 3 batches of 4, the last one padded
+      >>> ix.indices
+      Array([[0, 1, 2, 3],
+             [4, 5, 6, 7],
+             [8, 9, 0, 0]], dtype=int32)
+      >>> ix.mask[-1]
+      Array([ True,  True, False, False], dtype=bool)
+      >>> shuffled = gradopt.data.epoch_indices(
+      ...     10, 4, order="shuffle", key=jax.random.key(0), epoch=3, drop_last=True)
+      >>> shuffled.indices.shape  # rows to scan over with jax.lax.scan
+      (2, 4)
     """
     check_choice("gradopt.data.epoch_indices", "order", order, ORDERS)
     if not isinstance(drop_last, bool):
@@ -222,10 +230,15 @@ def batches(
     that a kept short last batch has its true size (no padding).
 
     Example:
-      >>> for epoch in range(10):
-      ...     for batch in gradopt.data.batches({"x": x, "y": y}, 32, order="shuffle",
-      ...                                       key=key, epoch=epoch):
-      ...         params, state = step(params, state, batch)
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import gradopt
+      >>> data = {"x": jnp.arange(10.0), "y": jnp.arange(10)}
+      >>> for batch in gradopt.data.batches(data, 4, order="shuffle", key=jax.random.key(0)):
+      ...     print(batch["x"].shape)
+      (4,)
+      (4,)
+      (2,)
     """
     n = num_examples(data)
     ix = epoch_indices(

@@ -140,7 +140,7 @@ def test_low_precision_and_mixed_dtypes(dtypes):
     _close(packed, plain)
     chex.assert_trees_all_equal_dtypes(packed, params)
     # adam's state: (decay, ((ema, bias correction), root mean square), learning rate)
-    numerator, denominator = state.inner[1]
+    numerator, denominator = state.inner_state[1]
     buffers = numerator[0].ema["packed"]  # ema(b1)'s first moment, one buffer per dtype
     assert all(b.dtype == jnp.bfloat16 for b in buffers)
     assert all(b.dtype == jnp.float32 for b in denominator.nu["packed"])

@@ -7,7 +7,15 @@ import jax.numpy as jnp
 
 import gradopt
 from experiments.benchmarks import impls, models
-from experiments.benchmarks.timing import Stepper, compile_seconds, interleaved, log, summary
+from experiments.benchmarks.timing import (
+    Stepper,
+    array_passes,
+    bytes_accessed,
+    compile_seconds,
+    interleaved,
+    log,
+    summary,
+)
 
 
 def _row(case, name, metric, impl, stats, **more):
@@ -30,17 +38,41 @@ def _packed_params_runner(case, name, packed_step, params, batch_of, max_leaf_si
     return _row(case, name, "compile", impl, summary([seconds])), runner
 
 
+def _compiled_facts(compiled, num_leaves: int, num_params: int) -> dict:
+    """What XLA made of a step: array passes per leaf and bytes moved per parameter."""
+    facts = {"array_passes_per_leaf": array_passes(compiled) / num_leaves}
+    nbytes = bytes_accessed(compiled)
+    if nbytes is not None:
+        facts["hlo_bytes_per_param"] = nbytes / num_params
+    return facts
+
+
 def _time_jax(
-    case, name, step_of, params, batch, *, reps, skip=(), torch_shapes=None, packed_step=None
+    case,
+    name,
+    step_of,
+    params,
+    batch,
+    *,
+    reps,
+    skip=(),
+    torch_shapes=None,
+    packed_step=None,
+    extra_impls=None,
+    extra_runners=None,
 ):
     """Compile (lower + compile) and time each JAX implementation (and torch), interleaved.
 
     ``packed_step(tx)``, when given, is the step of the ``gradopt.pack_params``
     path; its batch is ``batch`` (a training batch) or, for an update alone,
-    the gradients packed like the parameters.
+    the gradients packed like the parameters. ``extra_impls`` adds JAX
+    implementations (name -> (tx, apply)); ``extra_runners`` adds runners timed
+    in the same round-robin (the copy bandwidth).
     """
-    rows, runners = [], {}
-    for impl, (tx, apply) in impls.jax_impls().items():
+    rows, runners, facts = [], {}, {}
+    num_leaves = len(jax.tree.leaves(params))
+    num_params = sum(p.size for p in jax.tree.leaves(params))
+    for impl, (tx, apply) in {**impls.jax_impls(), **(extra_impls or {})}.items():
         if impl in skip:
             log(f"case {case} {name}: skipping {impl} ({skip[impl]})")
             rows.append(_row(case, name, "compile", impl, {}, skipped=skip[impl]))
@@ -51,8 +83,9 @@ def _time_jax(
         seconds, compiled = compile_seconds(
             step_of(tx, apply), own, batch, state, donate_argnums=(0, 2)
         )
-        log(f"case {case} {name}: {impl} compiled in {seconds:.2f} s")
-        rows.append(_row(case, name, "compile", impl, summary([seconds])))
+        facts[impl] = _compiled_facts(compiled, num_leaves, num_params)
+        log(f"case {case} {name}: {impl} compiled in {seconds:.2f} s, {facts[impl]}")
+        rows.append(_row(case, name, "compile", impl, summary([seconds]), **facts[impl]))
         runners[impl] = Stepper(compiled, own, batch, state)
     if packed_step is not None:
         update_only = torch_shapes is not None
@@ -63,18 +96,48 @@ def _time_jax(
         rows.append(row)
     if torch_shapes is not None and impls.torch_available():
         runners.update(impls.torch_runners(torch_shapes))
+    runners.update(extra_runners or {})
     log(f"case {case} {name}: timing {', '.join(runners)} ({reps} interleaved reps)")
     for impl, stats in interleaved(runners, reps=reps).items():
-        rows.append(_row(case, name, "step", impl, stats))
+        rows.append(_row(case, name, "step", impl, stats, **facts.get(impl, {})))
     return rows
 
 
-def case_update(case, num_leaves, leaf_size, *, reps, skip=()):
-    """Cases 1 and 2: one Adam update applied to a tree of equal vectors."""
+def add_bandwidth(rows, num_params: int) -> None:
+    """GB/s of every step row of a case with copy rows, and its fraction of the best copy.
+
+    Adam rows count the 28 bytes per parameter it must move at least; copy
+    rows count 8 bytes per entry (read and write).
+    """
+    copies = [r for r in rows if r["impl"] in (impls.COPY_JAX, impls.COPY_TORCH)]
+    if not copies:
+        return
+    for r in rows:
+        if r["metric"] != "step" or "median_ms" not in r:
+            continue
+        per = impls.COPY_BYTES_PER_ENTRY if r in copies else impls.ADAM_BYTES_PER_PARAM
+        r["gb_per_s"] = per * num_params / (r["median_ms"] * 1e-3) / 1e9
+    best_copy = max(r["gb_per_s"] for r in copies)
+    for r in rows:
+        if "gb_per_s" in r:
+            r["fraction_of_copy"] = r["gb_per_s"] / best_copy
+
+
+def case_update(case, num_leaves, leaf_size, *, reps, skip=(), seed=0, reference=False):
+    """Cases 1 and 2: one Adam update applied to a tree of equal vectors.
+
+    With ``reference=True`` (case 1) the hand-written one-expression Adam and
+    the machine's copy bandwidth (an in-place add over as many entries) are
+    timed in the same round-robin.
+    """
     name = f"Adam update, {num_leaves:,} leaves x {leaf_size:,}"
-    params, grads = models.flat_tree(num_leaves, leaf_size)
+    params, grads = models.flat_tree(num_leaves, leaf_size, seed=seed)
     shapes = [(leaf_size,)] * num_leaves
-    return _time_jax(
+    extra_impls, extra_runners = {}, {}
+    if reference:
+        extra_impls = {impls.ONE_EXPRESSION: (impls.one_expression_adam(), gradopt.apply_updates)}
+        extra_runners = impls.copy_runners(num_leaves * leaf_size)
+    rows = _time_jax(
         case,
         name,
         impls.update_step,
@@ -84,7 +147,11 @@ def case_update(case, num_leaves, leaf_size, *, reps, skip=()):
         skip=skip,
         torch_shapes=shapes,
         packed_step=impls.packed_params_update_step,
+        extra_impls=extra_impls,
+        extra_runners=extra_runners,
     )
+    add_bandwidth(rows, num_leaves * leaf_size)
+    return rows
 
 
 def case_train_mlp(*, reps, depth=300):

@@ -10,6 +10,8 @@ import numpy as np
 import optax
 
 import gradopt
+from experiments import datasets
+from experiments import models as study_models
 from experiments.benchmarks import models
 from experiments.benchmarks.timing import log
 
@@ -52,23 +54,13 @@ def case_state_bytes():
 
 def digits_bf16_curve(*, steps: int, seed: int = 0):
     """Loss curve of Adam on the digits MLP with float32 vs bfloat16 moments."""
-    from experiments.datasets import load_digits
-
-    data = load_digits(seed=seed)
+    data = datasets.load_digits(seed=seed)
     x = jnp.asarray(data.x_train, jnp.float32)
-    y = jax.nn.one_hot(jnp.asarray(data.y_train), 10)
-    key = jax.random.PRNGKey(seed)
-    k1, k2 = jax.random.split(key)
-    params = {
-        "w1": jax.random.normal(k1, (x.shape[1], 64)) / 8.0,
-        "b1": jnp.zeros(64),
-        "w2": jax.random.normal(k2, (64, 10)) / 8.0,
-        "b2": jnp.zeros(10),
-    }
+    y = jnp.asarray(data.y_train)
+    params = study_models.init_mlp(jax.random.PRNGKey(seed), (x.shape[1], 64, 10), scale=1 / 8)
 
     def loss(p):
-        h = jnp.tanh(x @ p["w1"] + p["b1"])
-        return -jnp.mean(jnp.sum(jax.nn.log_softmax(h @ p["w2"] + p["b2"]) * y, axis=-1))
+        return study_models.cross_entropy(study_models.mlp_apply(p, x, jnp.tanh), y)
 
     curves = {}
     for label, kwargs in (

@@ -1,19 +1,20 @@
-"""Timing plumbing: interleaved repetitions, compile time, machine description."""
+"""Timing plumbing: interleaved repetitions, compile time, what XLA compiled, the machine."""
 
 from __future__ import annotations
 
 import os
-import platform
-import statistics
+import re
 import time
 from collections.abc import Callable
 
 import jax
 import numpy as np
 
+from experiments import common
+
 
 def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+    common.log("bench", message)
 
 
 def summary(seconds: list[float]) -> dict:
@@ -57,6 +58,44 @@ def compile_seconds(fn: Callable, *args, donate_argnums=()) -> tuple[float, Call
     return time.perf_counter() - start, compiled
 
 
+# An instruction of the entry computation: "%name = TYPE opcode(" (TYPE may be a tuple).
+_INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%\S+\s*=\s*(.+?)\s+([\w-]+)\(")
+_NOT_A_PASS = {"parameter", "tuple", "get-tuple-element", "bitcast", "constant", "copy-start"}
+
+
+def array_passes(compiled) -> int:
+    """Loops over arrays in the compiled program: entry instructions with a non-scalar result.
+
+    On XLA:CPU each fusion (or unfused elementwise op) of the entry
+    computation is one loop over its arrays; scalar work (step counters,
+    bias corrections) and bookkeeping (parameters, tuples, bitcasts) are not
+    counted.
+    """
+    text = compiled.as_text()
+    entry = text[text.index("\nENTRY") :]
+    entry = entry[: entry.index("\n}")]
+    passes = 0
+    for line in entry.splitlines()[1:]:
+        match = _INSTRUCTION.match(line)
+        if match is None or match.group(2) in _NOT_A_PASS:
+            continue
+        if re.search(r"\[\d", match.group(1)):  # some result has a non-empty shape
+            passes += 1
+    return passes
+
+
+def bytes_accessed(compiled) -> float | None:
+    """XLA's own count of the bytes the program reads and writes (its cost analysis)."""
+    try:
+        cost = compiled.cost_analysis()
+    except Exception:  # noqa: BLE001 - not every backend reports it
+        return None
+    if isinstance(cost, list):
+        cost = cost[0] if cost else {}
+    value = (cost or {}).get("bytes accessed")
+    return None if value is None else float(value)
+
+
 class Stepper:
     """Runs a compiled ``step(params, batch, state) -> (params, state)`` on its own carry."""
 
@@ -70,35 +109,18 @@ class Stepper:
 
 
 def machine() -> dict:
-    """CPU model, core count, platform and library versions."""
-    model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    versions = {"python": platform.python_version(), "jax": jax.__version__}
-    for module in ("jaxlib", "optax", "numpy", "torch"):
-        try:
-            versions[module] = __import__(module).__version__
-        except ImportError:
-            versions[module] = None
+    """CPU model, core count, load, device and library versions (via ``experiments.common``)."""
+    versions = common.versions(extra=("optax", "torch"))
     try:
         load = os.getloadavg()[0]
     except OSError:
         load = None
     return {
-        "cpu": model,
+        "cpu": versions.pop("cpu"),
         "cores": os.cpu_count(),
         "load_average_1min_at_start": load,
         "device": str(jax.devices()[0]),
         "platform": jax.devices()[0].platform,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "versions": versions,
     }
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)

@@ -12,6 +12,8 @@ Keras 3.15.1 (see ``tests/fixtures/README.md``). Neither library is imported.
 Example:
   >>> from gradopt.compat import torch as torch_compat
   >>> opt = torch_compat.adam(lr=1e-3, weight_decay=1e-2)
+  >>> opt.init({"w": [1.0, 2.0]}) is not None
+  True
 """
 
 from gradopt.compat import keras, torch

@@ -22,8 +22,13 @@ Keras conventions that differ from PyTorch's, all reproduced here:
   optimizer: ``w = w - lr * weight_decay * w`` before the step.
 
 Example:
+  >>> import jax.numpy as jnp
   >>> from gradopt.compat import keras as keras_compat
   >>> opt = keras_compat.rmsprop(learning_rate=1e-3, momentum=0.9)
+  >>> params = {"w": jnp.array([1.0, -2.0])}
+  >>> updates, state = opt.update({"w": jnp.array([1.0, -1.0])}, opt.init(params), params)
+  >>> updates["w"].dtype
+  dtype('float32')
 """
 
 from __future__ import annotations

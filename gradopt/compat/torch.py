@@ -14,10 +14,14 @@ to the gradient before anything else, so the statistics of the inner chain are
 built from the decayed gradient, as in torch.
 
 Example:
+  >>> import jax.numpy as jnp
   >>> from gradopt.compat import torch as torch_compat
+  >>> params = {"w": jnp.array([1.0, -2.0])}
   >>> opt = torch_compat.sgd(lr=0.1, momentum=0.9, nesterov=True)
   >>> state = opt.init(params)
-  >>> updates, state = opt.update(grads, state, params)
+  >>> updates, state = opt.update({"w": jnp.array([1.0, -1.0])}, state, params)
+  >>> updates["w"]  # torch's first step: v = g, then -lr * (g + momentum * v)
+  Array([-0.19,  0.19], dtype=float32)
 """
 
 from __future__ import annotations
