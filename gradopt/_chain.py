@@ -113,11 +113,11 @@ def chain(*transforms) -> GradientTransformation:
 
     Example:
       >>> import jax.numpy as jnp, gradopt
-      >>> tx = gradopt.chain(gradopt.clip_by_global_norm(1.0), gradopt.sgd(0.1))
+      >>> tx = gradopt.chain(gradopt.clip_by_global_norm(2.5), gradopt.sgd(0.5))
       >>> state = tx.init({"w": jnp.zeros(2)})
       >>> updates, state = tx.update({"w": jnp.array([3.0, 4.0])}, state)
-      >>> updates["w"]
-      Array([-0.06, -0.08], dtype=float32)
+      >>> updates["w"]  # the gradient of norm 5 clipped to norm 2.5, times -0.5
+      Array([-0.75, -1.  ], dtype=float32)
     """
     _check_transforms(transforms, "gradopt.chain")
     nodes = tuple(node_of(tx) for tx in transforms)
@@ -140,7 +140,7 @@ def named_chain(*named_transforms: tuple[str, Any]) -> GradientTransformation:
     """Like :func:`chain`, with a name for every stage; the state is a dict by name.
 
     Example:
-      >>> import gradopt
+      >>> import jax.numpy as jnp, gradopt
       >>> tx = gradopt.named_chain(
       ...     ("clip", gradopt.clip_by_global_norm(1.0)), ("adam", gradopt.adam(1e-3)))
       >>> sorted(tx.init({"w": jnp.zeros(2)}))
