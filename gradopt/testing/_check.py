@@ -165,11 +165,15 @@ def _close(check: str, got, want, rtol: float, atol: float, fix: str) -> None:
 
 
 def _finite(check: str, tree, fix: str) -> None:
-    bad = [
-        path
-        for path, x in _paths(tree)
-        if jnp.issubdtype(jnp.result_type(x), jnp.inexact) and not bool(jnp.all(jnp.isfinite(x)))
-    ]
+    def finite(x) -> bool:
+        x = np.asarray(x)
+        if np.issubdtype(x.dtype, np.complexfloating):
+            return bool(np.all(np.isfinite(x)))
+        if x.dtype.kind in "biu":
+            return True
+        return bool(np.all(np.isfinite(x.astype(np.float64))))
+
+    bad = [path for path, x in _paths(tree) if not finite(x)]
     if bad:
         _fail(check, f"non-finite values at {bad}", fix)
 
@@ -249,7 +253,8 @@ def _check_jit(run: _Runner, tx, grads, params, eager, rtol, atol):
         traces.append(None)
         return run.step(tx, g, s, p)
 
-    jitted = run.run(tx, grads, params, jax.jit(step), _step_checker("stable under jit", "jit"))
+    jstep = jax.jit(step)
+    jitted = run.run(tx, grads, params, jstep, _step_checker("stable under jit", "jit"))
     if len(traces) != 1:
         _fail(
             "no recompilation",
@@ -266,15 +271,17 @@ def _check_jit(run: _Runner, tx, grads, params, eager, rtol, atol):
         "avoid Python side effects and Python branches on array values in update; use "
         "jnp.where / jax.lax.cond instead.",
     )
+    return jstep
 
 
-def _check_vmap(run: _Runner, tx, grads, params, eager, rtol, atol):
-    # two examples: the given gradients, and the same gradients halved
+def _check_vmap(run: _Runner, tx, grads, params, eager, jstep, rtol, atol):
+    # two examples: the given gradients, and the same gradients halved (whose
+    # reference run reuses the compiled step of the jit check)
     halved = [
         jax.tree.map(lambda g: g / 2 if jnp.issubdtype(g.dtype, jnp.inexact) else g, t)
         for t in grads
     ]
-    ref_half = run.run(tx, halved, params)
+    ref_half = run.run(tx, halved, params, jstep)
 
     def stack(a, b):
         return jax.tree.map(lambda x, y: jnp.stack([jnp.asarray(x), jnp.asarray(y)]), a, b)
@@ -282,11 +289,10 @@ def _check_vmap(run: _Runner, tx, grads, params, eager, rtol, atol):
     batch_params = stack(params, params)
     try:
         state = jax.vmap(tx.init)(batch_params)
+        vstep = jax.jit(jax.vmap(lambda g, s, p: run.step(tx, g, s, p)))
         outs = []
         for g, h in zip(grads, halved, strict=True):
-            u, state = jax.vmap(lambda g, s, p: run.step(tx, g, s, p))(
-                stack(g, h), state, batch_params
-            )
+            u, state = vstep(stack(g, h), state, batch_params)
             outs.append(u)
     except Exception as e:  # noqa: BLE001
         _fail(
@@ -360,8 +366,8 @@ def check_transform(
        does not recompile), and jit and no-jit agree.
     4. With bfloat16 params and gradients the updates are bfloat16 and finite and
        the state is stable.
-    5. ``jax.vmap`` over a batch of two states (the gradients, and the gradients
-       halved) matches two separate runs.
+    5. ``jax.jit(jax.vmap(update))`` over a batch of two states (the gradients,
+       and the gradients halved) matches two separate runs.
     6. Inside ``gradopt.chain`` and ``optax.chain`` (between identities) the
        updates and the state's leaves equal the transform's own.
 
@@ -434,7 +440,7 @@ def check_transform(
         eager,
         "guard divisions and square roots with eps; finite gradients must give finite updates.",
     )
-    _check_jit(run, tx, grads_list, params, eager, rtol, atol)
+    jstep = _check_jit(run, tx, grads_list, params, eager, rtol, atol)
 
     b_updates = b_state = None
     if bfloat16 and _has_float_leaf(params):
@@ -449,7 +455,7 @@ def check_transform(
             "gradient's dtype; add eps in float32, where it does not round away.",
         )
     if vmap:
-        _check_vmap(run, tx, grads_list, params, eager, rtol, atol)
+        _check_vmap(run, tx, grads_list, params, eager, jstep, rtol, atol)
     if chains:
         _check_chains(run, tx, grads_list, params, eager, rtol, atol, optax_chain)
     return CheckResult(grads_list, eager[0], eager[1], b_updates, b_state)
