@@ -46,9 +46,6 @@ def _acc_init(params, *, inner, every_k, reduction):
 
 
 def _acc_update(updates, state, params=None, *, inner, every_k, reduction, **extra):
-    # The inner optimizer sees the accumulated gradient, not this call's: drop the
-    # enclosing chain's raw gradient so inner primitives fall back to their input.
-    extra = {k: v for k, v in extra.items() if k != "grads"}
     acc = tree_map(
         lambda a, u: a + as_compute(u).astype(a.dtype),
         state.acc,

@@ -1,16 +1,21 @@
 """The Adam family: adam, adamw, amsgrad, adamax, nadam.
 
-Each is a :func:`gradopt.chain` of moment estimates, bias correction, an
-adaptive scaling and the learning rate. ``adam`` reads::
+Each is a :func:`gradopt.chain` of weight decay, a quotient of two statistics
+of the same gradient, and the learning rate. ``adam`` reads::
 
-    chain(ema(b1), bias_correction(b1), scale_by_rms(b2, eps=eps, debias=True),
+    chain(add_decayed_weights(weight_decay),
+          divide(chain(ema(b1), bias_correction(b1)),            # m_hat
+                 root_mean_square(b2, eps=eps, debias=True)),    # sqrt(v_hat) + eps
           scale_by_learning_rate(learning_rate))
+
+The chain fuses these elementwise stages into one expression per leaf.
 """
 
 from __future__ import annotations
 
-from gradopt._adaptive import scale_by_max_norm, scale_by_rms
-from gradopt._base import GradientTransformation, chain
+from gradopt._adaptive import infinity_norm, root_mean_square
+from gradopt._base import GradientTransformation
+from gradopt._chain import chain, divide
 from gradopt._checks import check_flag, check_learning_rate
 from gradopt._moments import (
     bias_correction,
@@ -34,21 +39,21 @@ def _check_common(where, learning_rate, b1, b2, eps, weight_decay=0.0):
 
 
 def _adam_core(b1, b2, eps, mu_dtype, nu_dtype, amsgrad=False):
-    return (
-        ema(b1, dtype=mu_dtype),
-        bias_correction(b1),
-        scale_by_rms(b2, eps=eps, debias=True, amsgrad=amsgrad, dtype=nu_dtype),
+    """``m_hat / (sqrt(v_hat) + eps)``, both statistics of the same gradient."""
+    return divide(
+        chain(ema(b1, dtype=mu_dtype), bias_correction(b1)),
+        root_mean_square(b2, eps=eps, debias=True, amsgrad=amsgrad, dtype=nu_dtype),
     )
 
 
 def _adam_with_l2(where, learning_rate, b1, b2, eps, weight_decay, mu_dtype, nu_dtype, amsgrad):
-    """Validate, then ``chain(add_decayed_weights(wd), chain(adam core, learning rate))``."""
+    """Validate, then ``chain(add_decayed_weights(wd), adam core, learning rate)``."""
     _check_common(where, learning_rate, b1, b2, eps, weight_decay)
     check_dtype(where, mu_dtype)
     check_dtype(where, nu_dtype)
     return with_l2(
         weight_decay,
-        *_adam_core(b1, b2, eps, mu_dtype, nu_dtype, amsgrad=amsgrad),
+        _adam_core(b1, b2, eps, mu_dtype, nu_dtype, amsgrad=amsgrad),
         scale_by_learning_rate(learning_rate),
     )
 
@@ -83,8 +88,9 @@ def adam(
         parameter's dtype); the arithmetic is in float32 or wider.
 
     Returns:
-      ``chain(ema(b1), bias_correction(b1), scale_by_rms(b2, eps=eps,
-      debias=True), scale_by_learning_rate(learning_rate))``.
+      ``chain(add_decayed_weights(weight_decay), divide(chain(ema(b1),
+      bias_correction(b1)), root_mean_square(b2, eps=eps, debias=True)),
+      scale_by_learning_rate(learning_rate))``.
 
     Example:
       >>> opt = gradopt.adam(1e-3)
@@ -140,8 +146,9 @@ def adamw(
       mu_dtype, nu_dtype: storage dtypes of the moments.
 
     Returns:
-      ``chain(ema(b1), bias_correction(b1), scale_by_rms(b2, eps=eps,
-      debias=True), add_decayed_weights(weight_decay), scale_by_learning_rate(...))``.
+      ``chain(divide(chain(ema(b1), bias_correction(b1)), root_mean_square(b2,
+      eps=eps, debias=True)), add_decayed_weights(weight_decay),
+      scale_by_learning_rate(...))``.
 
     Note:
       How PyTorch, Keras and optax differ: all three place the decay as here;
@@ -157,7 +164,7 @@ def adamw(
     check_dtype(where, mu_dtype)
     check_dtype(where, nu_dtype)
     return chain(
-        *_adam_core(b1, b2, eps, mu_dtype, nu_dtype),
+        _adam_core(b1, b2, eps, mu_dtype, nu_dtype),
         add_decayed_weights(weight_decay, mask=mask),
         scale_by_learning_rate(learning_rate),
     )
@@ -188,8 +195,8 @@ def amsgrad(
       mu_dtype, nu_dtype: storage dtypes of the moments.
 
     Returns:
-      ``chain(ema(b1), bias_correction(b1), scale_by_rms(b2, eps=eps,
-      debias=True, amsgrad=True), scale_by_learning_rate(learning_rate))``.
+      :func:`adam`'s chain with ``root_mean_square(b2, eps=eps, debias=True,
+      amsgrad=True)``.
 
     Note:
       The paper's algorithm has no bias correction; this one keeps Adam's, as
@@ -214,6 +221,7 @@ def adamax(
     *,
     eps_inside_max: bool = False,
     weight_decay=0.0,
+    mu_dtype=None,
 ) -> GradientTransformation:
     r"""AdaMax (Kingma & Ba, 2015, section 7.1): Adam with the infinity norm.
 
@@ -231,9 +239,11 @@ def adamax(
       eps_inside_max: ``u = max(b2 * u, |g| + eps)`` and divide by ``u``, as
         PyTorch does.
       weight_decay: coupled L2 coefficient, >= 0.
+      mu_dtype: storage dtype of ``m`` (None: each parameter's dtype).
 
     Returns:
-      ``chain(ema(b1), bias_correction(b1), scale_by_max_norm(b2, eps=eps),
+      ``chain(add_decayed_weights(weight_decay), divide(chain(ema(b1),
+      bias_correction(b1)), infinity_norm(b2, eps=eps)),
       scale_by_learning_rate(learning_rate))``.
 
     Note:
@@ -249,11 +259,13 @@ def adamax(
     where = "gradopt.adamax"
     _check_common(where, learning_rate, b1, b2, eps, weight_decay)
     check_flag(where, "eps_inside_max", eps_inside_max)
+    check_dtype(where, mu_dtype)
     return with_l2(
         weight_decay,
-        ema(b1),
-        bias_correction(b1),
-        scale_by_max_norm(b2, eps=eps, eps_inside_max=eps_inside_max),
+        divide(
+            chain(ema(b1, dtype=mu_dtype), bias_correction(b1)),
+            infinity_norm(b2, eps=eps, eps_inside_max=eps_inside_max),
+        ),
         scale_by_learning_rate(learning_rate),
     )
 
@@ -289,8 +301,9 @@ def nadam(
       mu_dtype, nu_dtype: storage dtypes of the moments.
 
     Returns:
-      ``chain(scale_by_nesterov_ema(b1, momentum_decay=momentum_decay),
-      scale_by_rms(b2, eps=eps, debias=True), scale_by_learning_rate(learning_rate))``.
+      ``chain(add_decayed_weights(weight_decay), divide(scale_by_nesterov_ema(b1,
+      momentum_decay=momentum_decay), root_mean_square(b2, eps=eps, debias=True)),
+      scale_by_learning_rate(learning_rate))``.
 
     Note:
       How PyTorch, Keras and optax differ. PyTorch (learning rate 2e-3,
@@ -308,7 +321,9 @@ def nadam(
     check_dtype(where, nu_dtype)
     return with_l2(
         weight_decay,
-        scale_by_nesterov_ema(b1, momentum_decay=momentum_decay, dtype=mu_dtype),
-        scale_by_rms(b2, eps=eps, debias=True, dtype=nu_dtype),
+        divide(
+            scale_by_nesterov_ema(b1, momentum_decay=momentum_decay, dtype=mu_dtype),
+            root_mean_square(b2, eps=eps, debias=True, dtype=nu_dtype),
+        ),
         scale_by_learning_rate(learning_rate),
     )

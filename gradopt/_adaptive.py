@@ -1,11 +1,14 @@
 """Adaptive scaling: Adagrad's sum of squares, RMSprop, Adadelta's unit correction,
-AdaMax's infinity norm.
+AdaMax's infinity norm, and the denominators Adam and AdaMax divide by.
 
-Each transform keeps statistics of the gradient (the ``grads`` keyword inside a
-chain, else the incoming updates) and divides the incoming updates by a
-per-coordinate scale. The full update rules are on the named optimizers
-(:func:`gradopt.adagrad`, :func:`gradopt.rmsprop`, :func:`gradopt.adadelta`,
-:func:`gradopt.adam`, :func:`gradopt.adamax`).
+Every stage reads only its input. ``scale_by_*`` divide their input by a
+per-coordinate statistic of that same input (RMSprop, Adagrad: the input is
+the gradient). ``root_mean_square`` and ``infinity_norm`` output the statistic
+itself, for :func:`gradopt.divide` to divide another statistic of the same
+gradient by it (Adam: ``divide(chain(ema(b1), bias_correction(b1)),
+root_mean_square(b2, eps=eps, debias=True))``). The full update rules are on
+the named optimizers (:func:`gradopt.adagrad`, :func:`gradopt.rmsprop`,
+:func:`gradopt.adadelta`, :func:`gradopt.adam`, :func:`gradopt.adamax`).
 """
 
 from __future__ import annotations
@@ -15,16 +18,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import (
-    GradientTransformation,
-    check_same_structure,
-    hyper,
-    increment,
-    transform,
-    tree_map,
-    zero_count,
-)
+from gradopt._base import GradientTransformation, hyper, increment, zero_count
 from gradopt._checks import check_flag, check_scalar
+from gradopt._elementwise import Elementwise, cast, elementwise, no_step, scalar_dtype
 from gradopt._moments import (
     check_decay,
     check_dtype,
@@ -32,28 +28,19 @@ from gradopt._moments import (
     one_minus,
     one_minus_power,
     state_zeros,
-    wider,
 )
 
 PyTree = Any
-
-
-def _grads(updates, state_tree, extra):
-    """The gradient the statistics are built from, checked against the state."""
-    grads = extra.get("grads", updates)
-    check_same_structure(updates, state_tree, what="updates", reference_what="state")
-    check_same_structure(grads, state_tree, what="grads", reference_what="state")
-    return grads
-
-
-def _store(new, like):
-    return jax.tree.map(lambda n, m: n.astype(m.dtype), new, like)
 
 
 def _root(x, eps, eps_inside):
     """``sqrt(x) + eps`` or ``sqrt(x + eps)``."""
     e = hyper(eps, x)
     return jnp.sqrt(x + e) if eps_inside else jnp.sqrt(x) + e
+
+
+def _moving(decay, x, m):
+    return hyper(decay, x) * m + one_minus(decay, x) * x
 
 
 # ----------------------------------------------------------------------------
@@ -76,24 +63,15 @@ def _sos_init(params, *, eps, initial_accumulator_value, eps_inside_sqrt):
     )
 
 
-def _sos_update(
-    updates, state, params=None, *, eps, initial_accumulator_value, eps_inside_sqrt, **extra
-):
-    del params, initial_accumulator_value
-    grads = _grads(updates, state.sum_of_squares, extra)
+def _sos_leaf(x, fields, ctx, p, *, eps, initial_accumulator_value, eps_inside_sqrt):
+    del ctx, p, initial_accumulator_value
+    s = fields["sum_of_squares"] + x * x
+    return x / _root(s, eps, eps_inside_sqrt), {"sum_of_squares": s}
 
-    def acc(g, s):
-        c = wider(g.dtype, s.dtype)
-        gc = g.astype(c)
-        return s.astype(c) + gc * gc
 
-    new = tree_map(acc, grads, state.sum_of_squares, what="grads")
-
-    def out(u, s):
-        c = wider(u.dtype, s.dtype)
-        return (u.astype(c) / _root(s.astype(c), eps, eps_inside_sqrt)).astype(u.dtype)
-
-    return jax.tree.map(out, updates, new), SumOfSquaresState(_store(new, state.sum_of_squares))
+_SOS = Elementwise(
+    "gradopt.scale_by_sum_of_squares", _sos_init, no_step, _sos_leaf, ("sum_of_squares",)
+)
 
 
 def scale_by_sum_of_squares(
@@ -119,9 +97,8 @@ def scale_by_sum_of_squares(
         fix="Use 0.0 (the paper) or 0.1 (Keras' default).",
     )
     check_flag(where, "eps_inside_sqrt", eps_inside_sqrt)
-    return transform(
-        _sos_init,
-        _sos_update,
+    return elementwise(
+        _SOS,
         eps=eps,
         initial_accumulator_value=initial_accumulator_value,
         eps_inside_sqrt=eps_inside_sqrt,
@@ -129,11 +106,11 @@ def scale_by_sum_of_squares(
 
 
 # ----------------------------------------------------------------------------
-# RMSprop (and Adam's denominator)
+# RMSprop, and Adam's denominator
 
 
 class ScaleByRmsState(NamedTuple):
-    """State of :func:`scale_by_rms`.
+    """State of :func:`scale_by_rms` and :func:`root_mean_square`.
 
     Attributes:
       nu: the moving average of ``g**2``.
@@ -158,63 +135,66 @@ def _rms_init(params, *, decay, eps, eps_inside_sqrt, centered, debias, amsgrad,
     )
 
 
-def _moving(decay, square):
-    def leaf(g, m):
-        c = wider(g.dtype, m.dtype)
-        gc = g.astype(c)
-        x = gc * gc if square else gc
-        return hyper(decay, gc) * m.astype(c) + one_minus(decay, gc) * x
-
-    return leaf
-
-
-def _rms_update(
-    updates,
-    state,
-    params=None,
-    *,
-    decay,
-    eps,
-    eps_inside_sqrt,
-    centered,
-    debias,
-    amsgrad,
-    dtype,
-    **extra,
-):
-    del params, dtype
-    grads = _grads(updates, state.nu, extra)
+def _rms_step(state, *, decay, eps, eps_inside_sqrt, centered, debias, amsgrad, dtype):
+    """Per step: the count and, with ``debias``, ``1 / (1 - decay**t)`` and its root."""
+    del eps, centered, amsgrad, dtype
     count = increment(state.count)
-    nu = tree_map(_moving(decay, True), grads, state.nu, what="grads")
-    mean = jax.tree.map(_moving(decay, False), grads, state.mean) if centered else None
+    if not debias:
+        return None, {"count": count}
+    correction = one_minus_power(decay, count, jnp.ones([], scalar_dtype()))
+    inverse = 1 / correction
+    root_inverse = None if eps_inside_sqrt else jax.lax.rsqrt(correction)
+    return (inverse, root_inverse), {"count": count}
+
+
+def _rms_denominator(x, fields, ctx, *, decay, eps, eps_inside_sqrt, centered, debias, amsgrad):
+    """The new statistics and ``sqrt(nu_hat) + eps`` (or ``sqrt(nu_hat + eps)``)."""
+    nu = _moving(decay, x * x, fields["nu"])
+    new = {"nu": nu}
+    second = nu
     if amsgrad:
-        nu_max = jax.tree.map(lambda n, m: jnp.maximum(n, m.astype(n.dtype)), nu, state.nu_max)
-    else:
-        nu_max = None
-
-    def out(u, v, *rest):
-        c = wider(u.dtype, v.dtype)
-        v = v.astype(c)
+        second = new["nu_max"] = jnp.maximum(nu, fields["nu_max"])
+    if centered:
+        mean = new["mean"] = _moving(decay, x, fields["mean"])
         if debias:
-            v = v / one_minus_power(decay, count, v)
-        if centered:
-            mu = rest[0].astype(c)
-            if debias:
-                mu = mu / one_minus_power(decay, count, mu)
-            # nu - mean**2 >= 0 in exact arithmetic; clamp the rounding error.
-            v = jnp.maximum(v - mu * mu, 0)
-        return (u.astype(c) / _root(v, eps, eps_inside_sqrt)).astype(u.dtype)
+            inverse = cast(ctx[0], x)
+            second, mean = second * inverse, mean * inverse
+        # nu - mean**2 >= 0 in exact arithmetic; clamp the rounding error.
+        return _root(jnp.maximum(second - mean * mean, 0), eps, eps_inside_sqrt), new
+    if debias and eps_inside_sqrt:
+        return jnp.sqrt(second * cast(ctx[0], x) + hyper(eps, x)), new
+    if debias:
+        # sqrt(nu / c) as sqrt(nu) * rsqrt(c): one root per element, no division.
+        return jnp.sqrt(second) * cast(ctx[1], x) + hyper(eps, x), new
+    return _root(second, eps, eps_inside_sqrt), new
 
-    second = nu_max if amsgrad else nu
-    args = (updates, second) + ((mean,) if centered else ())
-    new_updates = jax.tree.map(out, *args)
-    new_state = ScaleByRmsState(
-        nu=_store(nu, state.nu),
-        mean=_store(mean, state.mean) if centered else None,
-        nu_max=_store(nu_max, state.nu_max) if amsgrad else None,
-        count=count,
-    )
-    return new_updates, new_state
+
+def _rms_leaf(x, fields, ctx, p, **hyper):
+    del p
+    hyper.pop("dtype")
+    root, new = _rms_denominator(x, fields, ctx, **hyper)
+    return x / root, new
+
+
+def _rms_root_leaf(x, fields, ctx, p, **hyper):
+    del p
+    hyper.pop("dtype")
+    return _rms_denominator(x, fields, ctx, **hyper)
+
+
+_RMS_FIELDS = ("nu", "mean", "nu_max")
+_RMS = Elementwise("gradopt.scale_by_rms", _rms_init, _rms_step, _rms_leaf, _RMS_FIELDS)
+_RMS_ROOT = Elementwise(
+    "gradopt.root_mean_square", _rms_init, _rms_step, _rms_root_leaf, _RMS_FIELDS
+)
+
+
+def _check_rms(where, decay, eps, flags, dtype):
+    check_decay(where, "decay", decay)
+    check_eps(where, eps)
+    for name, flag in flags.items():
+        check_flag(where, name, flag)
+    check_dtype(where, dtype)
 
 
 def scale_by_rms(
@@ -247,28 +227,42 @@ def scale_by_rms(
     Returns:
       A gradient transformation with state :class:`ScaleByRmsState`.
     """
-    where = "gradopt.scale_by_rms"
-    check_decay(where, "decay", decay)
-    check_eps(where, eps)
-    for name, flag in (
-        ("eps_inside_sqrt", eps_inside_sqrt),
-        ("centered", centered),
-        ("debias", debias),
-        ("amsgrad", amsgrad),
-    ):
-        check_flag(where, name, flag)
-    check_dtype(where, dtype)
-    return transform(
-        _rms_init,
-        _rms_update,
-        decay=decay,
-        eps=eps,
-        eps_inside_sqrt=eps_inside_sqrt,
-        centered=centered,
-        debias=debias,
-        amsgrad=amsgrad,
-        dtype=dtype,
-    )
+    flags = dict(eps_inside_sqrt=eps_inside_sqrt, centered=centered, debias=debias, amsgrad=amsgrad)
+    _check_rms("gradopt.scale_by_rms", decay, eps, flags, dtype)
+    return elementwise(_RMS, decay=decay, eps=eps, dtype=dtype, **flags)
+
+
+def root_mean_square(
+    decay,
+    *,
+    eps,
+    eps_inside_sqrt: bool = False,
+    centered: bool = False,
+    debias: bool = False,
+    amsgrad: bool = False,
+    dtype=None,
+) -> GradientTransformation:
+    """Output the root of a moving average of the squared input: Adam's denominator.
+
+    ``nu = decay*nu + (1-decay)*g**2``; outputs ``sqrt(nu) + eps`` (with
+    ``debias``: ``sqrt(nu / (1 - decay**t)) + eps``), not the input divided by
+    it. Used as the denominator of :func:`gradopt.divide`, so that the
+    statistic is built from the same gradient as the numerator. The switches
+    are those of :func:`scale_by_rms`, and ``scale_by_rms(...)`` equals
+    ``divide(identity(), root_mean_square(...))``.
+
+    Args:
+      decay: the decay rate in [0, 1) (Adam's ``b2``).
+      eps: > 0. Keyword only, like the switches.
+      eps_inside_sqrt, centered, debias, amsgrad: as in :func:`scale_by_rms`.
+      dtype: storage dtype of the statistics (None: each leaf's dtype).
+
+    Returns:
+      A gradient transformation with state :class:`ScaleByRmsState`.
+    """
+    flags = dict(eps_inside_sqrt=eps_inside_sqrt, centered=centered, debias=debias, amsgrad=amsgrad)
+    _check_rms("gradopt.root_mean_square", decay, eps, flags, dtype)
+    return elementwise(_RMS_ROOT, decay=decay, eps=eps, dtype=dtype, **flags)
 
 
 # ----------------------------------------------------------------------------
@@ -287,21 +281,18 @@ def _adadelta_init(params, *, rho, eps):
     return AdadeltaState(grad_sq=state_zeros(params, None), delta_sq=state_zeros(params, None))
 
 
-def _adadelta_update(updates, state, params=None, *, rho, eps, **extra):
-    del params
-    grads = _grads(updates, state.grad_sq, extra)
-    grad_sq = tree_map(_moving(rho, True), grads, state.grad_sq, what="grads")
+def _adadelta_leaf(x, fields, ctx, p, *, rho, eps):
+    del ctx, p
+    e = hyper(eps, x)
+    grad_sq = _moving(rho, x * x, fields["grad_sq"])
+    dx = jnp.sqrt(fields["delta_sq"] + e) / jnp.sqrt(grad_sq + e) * x
+    delta_sq = _moving(rho, dx * dx, fields["delta_sq"])
+    return dx, {"grad_sq": grad_sq, "delta_sq": delta_sq}
 
-    def delta(u, eg, ed):
-        c = wider(u.dtype, eg.dtype)
-        e = hyper(eps, eg.astype(c))
-        return jnp.sqrt(ed.astype(c) + e) / jnp.sqrt(eg.astype(c) + e) * u.astype(c)
 
-    dx = jax.tree.map(delta, updates, grad_sq, state.delta_sq)
-    delta_sq = jax.tree.map(_moving(rho, True), dx, state.delta_sq)
-    new_updates = jax.tree.map(lambda d, u: d.astype(u.dtype), dx, updates)
-    new_state = AdadeltaState(_store(grad_sq, state.grad_sq), _store(delta_sq, state.delta_sq))
-    return new_updates, new_state
+_ADADELTA = Elementwise(
+    "gradopt.scale_by_adadelta", _adadelta_init, no_step, _adadelta_leaf, ("grad_sq", "delta_sq")
+)
 
 
 def scale_by_adadelta(rho, *, eps) -> GradientTransformation:
@@ -321,7 +312,7 @@ def scale_by_adadelta(rho, *, eps) -> GradientTransformation:
     """
     check_decay("gradopt.scale_by_adadelta", "rho", rho)
     check_eps("gradopt.scale_by_adadelta", eps)
-    return transform(_adadelta_init, _adadelta_update, rho=rho, eps=eps)
+    return elementwise(_ADADELTA, rho=rho, eps=eps)
 
 
 # ----------------------------------------------------------------------------
@@ -329,7 +320,7 @@ def scale_by_adadelta(rho, *, eps) -> GradientTransformation:
 
 
 class MaxNormState(NamedTuple):
-    """State of :func:`scale_by_max_norm`: the exponentially weighted infinity norm."""
+    """State of :func:`scale_by_max_norm` and :func:`infinity_norm`: the weighted infinity norm."""
 
     norm: PyTree
 
@@ -339,26 +330,33 @@ def _max_init(params, *, decay, eps, eps_inside_max):
     return MaxNormState(norm=state_zeros(params, None))
 
 
-def _max_update(updates, state, params=None, *, decay, eps, eps_inside_max, **extra):
-    del params
-    grads = _grads(updates, state.norm, extra)
+def _max_denominator(x, fields, *, decay, eps, eps_inside_max):
+    a = jnp.abs(x)
+    if eps_inside_max:
+        a = a + hyper(eps, a)
+    n = jnp.maximum(hyper(decay, a) * fields["norm"], a)
+    return (n if eps_inside_max else n + hyper(eps, n)), {"norm": n}
 
-    def norm(g, n):
-        c = wider(g.dtype, n.dtype)
-        a = jnp.abs(g.astype(c))
-        if eps_inside_max:
-            a = a + hyper(eps, a)
-        return jnp.maximum(hyper(decay, a) * n.astype(c), a)
 
-    new = tree_map(norm, grads, state.norm, what="grads")
+def _max_leaf(x, fields, ctx, p, **hyper):
+    del ctx, p
+    d, new = _max_denominator(x, fields, **hyper)
+    return x / d, new
 
-    def out(u, n):
-        c = wider(u.dtype, n.dtype)
-        n = n.astype(c)
-        d = n if eps_inside_max else n + hyper(eps, n)
-        return (u.astype(c) / d).astype(u.dtype)
 
-    return tree_map(out, updates, new), MaxNormState(_store(new, state.norm))
+def _max_root_leaf(x, fields, ctx, p, **hyper):
+    del ctx, p
+    return _max_denominator(x, fields, **hyper)
+
+
+_MAX = Elementwise("gradopt.scale_by_max_norm", _max_init, no_step, _max_leaf, ("norm",))
+_MAX_NORM = Elementwise("gradopt.infinity_norm", _max_init, no_step, _max_root_leaf, ("norm",))
+
+
+def _check_max(where, decay, eps, eps_inside_max):
+    check_decay(where, "decay", decay)
+    check_eps(where, eps)
+    check_flag(where, "eps_inside_max", eps_inside_max)
 
 
 def scale_by_max_norm(decay, *, eps, eps_inside_max: bool = False) -> GradientTransformation:
@@ -376,8 +374,25 @@ def scale_by_max_norm(decay, *, eps, eps_inside_max: bool = False) -> GradientTr
     Returns:
       A gradient transformation with state :class:`MaxNormState`.
     """
-    where = "gradopt.scale_by_max_norm"
-    check_decay(where, "decay", decay)
-    check_eps(where, eps)
-    check_flag(where, "eps_inside_max", eps_inside_max)
-    return transform(_max_init, _max_update, decay=decay, eps=eps, eps_inside_max=eps_inside_max)
+    _check_max("gradopt.scale_by_max_norm", decay, eps, eps_inside_max)
+    return elementwise(_MAX, decay=decay, eps=eps, eps_inside_max=eps_inside_max)
+
+
+def infinity_norm(decay, *, eps, eps_inside_max: bool = False) -> GradientTransformation:
+    """Output AdaMax's weighted infinity norm of the input (its denominator).
+
+    ``n = max(decay*n, |g|)``; outputs ``n + eps`` (with ``eps_inside_max``:
+    ``n = max(decay*n, |g| + eps)``, outputs ``n``). The denominator of
+    :func:`gradopt.divide` in :func:`gradopt.adamax`;
+    ``scale_by_max_norm(...)`` equals ``divide(identity(), infinity_norm(...))``.
+
+    Args:
+      decay: the decay rate in [0, 1) (AdaMax's ``b2``).
+      eps: > 0. Keyword only.
+      eps_inside_max: put eps inside the maximum, as torch.optim.Adamax does.
+
+    Returns:
+      A gradient transformation with state :class:`MaxNormState`.
+    """
+    _check_max("gradopt.infinity_norm", decay, eps, eps_inside_max)
+    return elementwise(_MAX_NORM, decay=decay, eps=eps, eps_inside_max=eps_inside_max)

@@ -94,30 +94,16 @@ def transform(init_fn: Callable[..., State], update_fn: Callable[..., Any], **hy
     **hyper)`` receive the hyperparameters as keyword arguments. ``update_fn``
     must accept ``**extra`` and ignore what it does not use.
     """
-    return GradientTransformation(Bound(init_fn, **hyper), Bound(update_fn, **hyper))
+    init = Bound(init_fn, **hyper)
+    return GradientTransformation(init, Bound(_checked, fn=Bound(update_fn, **hyper), init=init))
 
 
 # ----------------------------------------------------------------------------
-# identity, chain, named_chain
+# calling a stage, and checking a state against what init builds
 
 
 class EmptyState(NamedTuple):
     """The state of a transform that keeps none."""
-
-
-def _identity_init(params):
-    del params
-    return EmptyState()
-
-
-def _identity_update(updates, state, params=None, **extra):
-    del params, extra
-    return updates, state
-
-
-def identity() -> GradientTransformation:
-    """The transform that returns the updates unchanged."""
-    return transform(_identity_init, _identity_update)
 
 
 def _accepts_extra(update: Callable[..., Any]) -> bool:
@@ -138,86 +124,70 @@ def call_update(tx, updates, state, params, extra: Mapping[str, Any]):
     return tx.update(updates, state, params)
 
 
-def _check_transforms(transforms, where: str):
-    for i, tx in enumerate(transforms):
-        if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
-            raise TypeError(
-                f"{where}: argument {i} is {tx!r} of type {type(tx).__name__}, which is not a "
-                "gradient transformation. Pass objects with `init` and `update` methods, such "
-                "as gradopt.adam(1e-3) or any optax.GradientTransformation."
-            )
+_depth = [0]  # > 0 while a gradopt update runs: nested stages skip the state check
+_expected_cache: dict[Any, Any] = {}
 
 
-def _chain_init(params, *, transforms):
-    return tuple(tx.init(params) for tx in transforms)
+def _signature(tree, with_dtypes: bool):
+    leaves, treedef = jax.tree.flatten(tree)
+    return treedef, tuple(
+        (tuple(jnp.shape(x)), str(jnp.result_type(x)) if with_dtypes else None) for x in leaves
+    )
 
 
-def _chain_update(updates, state, params=None, *, transforms, **extra):
-    if not isinstance(state, tuple) or len(state) != len(transforms):
-        raise ValueError(
-            f"chain of {len(transforms)} transforms got a state of type {type(state).__name__}"
-            f"{f' with {len(state)} entries' if isinstance(state, tuple) else ''}. Pass the state "
-            "returned by this chain's own init (or by its previous update)."
-        )
-    extra = {**extra, "grads": updates}
-    new_state = []
-    for tx, s in zip(transforms, state, strict=True):
-        updates, s = call_update(tx, updates, s, params, extra)
-        new_state.append(s)
-    return updates, tuple(new_state)
+def _expected_state(init, like, with_dtypes: bool):
+    key_like = _signature(like, True)
+    try:
+        key = (init, key_like, with_dtypes)
+        hash(key)
+    except TypeError:
+        key = None
+    if key is not None and key in _expected_cache:
+        return _expected_cache[key]
+    abstract = jax.eval_shape(init, like)
+    sig = _signature(abstract, with_dtypes)
+    if key is not None:
+        if len(_expected_cache) > 512:
+            _expected_cache.clear()
+        _expected_cache[key] = sig
+    return sig
 
 
-def chain(*transforms) -> GradientTransformation:
-    """Apply transforms in sequence; the state is the tuple of their states.
+def check_state(init, state, updates, params) -> None:
+    """Raise a ValueError unless ``state`` is shaped as ``init`` builds it.
 
-    Every stage receives the output of the stage before it as ``updates`` and,
-    as the keyword argument ``grads``, the updates that entered the chain (the
-    raw gradient when the chain is the whole optimizer). Adam's denominator,
-    for instance, is built from ``grads`` while its numerator flows through the
-    chain. A nested chain sets ``grads`` to its own input. Extra keyword
-    arguments given to ``update`` (``value=loss``, say) reach every stage that
-    accepts ``**extra``; optax transforms that do not are called without them.
+    Compares the tree structure (which includes the state's NamedTuple types),
+    the shapes and, when ``params`` are given, the dtypes with those of
+    ``init(params)`` (evaluated abstractly, once per configuration and tree).
     """
-    _check_transforms(transforms, "gradopt.chain")
-    return transform(_chain_init, _chain_update, transforms=tuple(transforms))
-
-
-def _named_chain_init(params, *, names, transforms):
-    return {name: tx.init(params) for name, tx in zip(names, transforms, strict=True)}
-
-
-def _named_chain_update(updates, state, params=None, *, names, transforms, **extra):
-    if not isinstance(state, Mapping) or set(state) != set(names):
-        got = sorted(state) if isinstance(state, Mapping) else type(state).__name__
+    like = updates if params is None else params
+    want_def, want = _expected_state(init, like, params is not None)
+    got_def, got = _signature(state, params is not None)
+    if got_def != want_def or got != want:  # type: ignore[operator]
+        name = getattr(getattr(init, "fn", None), "__name__", repr(init))
         raise ValueError(
-            f"named_chain with stages {list(names)} got a state with keys {got}. Pass the state "
-            "returned by this chain's own init."
+            "The optimizer state does not match what this optimizer's init builds "
+            f"(init: {name}) for {'params' if params is not None else 'updates'} of structure "
+            f"{jax.tree.structure(like)}.\n  state given: {got_def}\n  init builds: {want_def}\n"
+            + ("" if got_def != want_def else f"  leaves given: {got}\n  init's leaves: {want}\n")
+            + "Pass the state returned by this optimizer's own init(params) (or by its "
+            "previous update); a state of another optimizer or configuration cannot be reused."
         )
-    extra = {**extra, "grads": updates}
-    new_state = {}
-    for name, tx in zip(names, transforms, strict=True):
-        updates, new_state[name] = call_update(tx, updates, state[name], params, extra)
-    return updates, new_state
 
 
-def named_chain(*named_transforms: tuple[str, Any]) -> GradientTransformation:
-    """Like :func:`chain`, with a name for every stage; the state is a dict by name.
+def checked_update(fn, init, updates, state, params=None, **extra):
+    """Run ``fn`` after checking ``state`` against ``init``, once per outermost call."""
+    if _depth[0] == 0:
+        check_state(init, state, updates, params)
+    _depth[0] += 1
+    try:
+        return fn(updates, state, params, **extra)
+    finally:
+        _depth[0] -= 1
 
-    Example:
-      >>> tx = named_chain(("clip", clip_by_global_norm(1.0)), ("adam", adam(1e-3)))
-    """
-    for i, item in enumerate(named_transforms):
-        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
-            raise TypeError(
-                f"gradopt.named_chain: argument {i} is {item!r}; each argument must be a "
-                "(name, transform) pair such as ('adam', gradopt.adam(1e-3))."
-            )
-    names = tuple(name for name, _ in named_transforms)
-    if len(set(names)) != len(names):
-        raise ValueError(f"gradopt.named_chain: stage names must be unique, got {list(names)}.")
-    transforms = tuple(tx for _, tx in named_transforms)
-    _check_transforms(transforms, "gradopt.named_chain")
-    return transform(_named_chain_init, _named_chain_update, names=names, transforms=transforms)
+
+def _checked(updates, state, params=None, *, fn, init, **extra):
+    return checked_update(fn, init, updates, state, params, **extra)
 
 
 # ----------------------------------------------------------------------------

@@ -15,17 +15,14 @@ import jax.numpy as jnp
 
 from gradopt._base import (
     GradientTransformation,
-    as_compute,
-    check_same_structure,
     compute_dtype,
     hyper,
     increment,
-    transform,
-    tree_map,
     zero_count,
     zeros_like,
 )
 from gradopt._checks import check_scalar
+from gradopt._elementwise import Elementwise, cast, elementwise, no_step, scalar_dtype
 
 PyTree = Any
 
@@ -97,11 +94,11 @@ def state_zeros(params, dtype):
 
 
 # ----------------------------------------------------------------------------
-# ema
+# ema and ema_of_squares
 
 
 class EmaState(NamedTuple):
-    """State of :func:`ema`: the moving average of the updates."""
+    """State of :func:`ema` and :func:`ema_of_squares`: the moving average."""
 
     ema: PyTree
 
@@ -111,19 +108,20 @@ def _ema_init(params, *, decay, dtype):
     return EmaState(ema=state_zeros(params, dtype))
 
 
-def _ema_leaf(u, m, decay):
-    c = wider(u.dtype, m.dtype)
-    uc, mc = u.astype(c), m.astype(c)
-    new = hyper(decay, uc) * mc + one_minus(decay, uc) * uc
-    return new
+def _ema_leaf(x, fields, ctx, p, *, decay, dtype):
+    del ctx, p, dtype
+    m = hyper(decay, x) * fields["ema"] + one_minus(decay, x) * x
+    return m, {"ema": m}
 
 
-def _ema_update(updates, state, params=None, *, decay, dtype, **extra):
-    del params, extra, dtype
-    new = tree_map(lambda u, m: _ema_leaf(u, m, decay), updates, state.ema)
-    out = jax.tree.map(lambda n, u: n.astype(u.dtype), new, updates)
-    stored = jax.tree.map(lambda n, m: n.astype(m.dtype), new, state.ema)
-    return out, EmaState(ema=stored)
+def _ema_sq_leaf(x, fields, ctx, p, *, decay, dtype):
+    del ctx, p, dtype
+    v = hyper(decay, x) * fields["ema"] + one_minus(decay, x) * (x * x)
+    return v, {"ema": v}
+
+
+_EMA = Elementwise("gradopt.ema", _ema_init, no_step, _ema_leaf, ("ema",))
+_EMA_SQ = Elementwise("gradopt.ema_of_squares", _ema_init, no_step, _ema_sq_leaf, ("ema",))
 
 
 def ema(decay, *, dtype=None) -> GradientTransformation:
@@ -142,30 +140,15 @@ def ema(decay, *, dtype=None) -> GradientTransformation:
     """
     check_decay("gradopt.ema", "decay", decay)
     check_dtype("gradopt.ema", dtype)
-    return transform(_ema_init, _ema_update, decay=decay, dtype=dtype)
-
-
-def _ema_sq_update(updates, state, params=None, *, decay, dtype, **extra):
-    del params, dtype
-    grads = extra.get("grads", updates)
-
-    def leaf(g, v):
-        c = wider(g.dtype, v.dtype)
-        gc, vc = g.astype(c), v.astype(c)
-        return hyper(decay, gc) * vc + one_minus(decay, gc) * gc * gc
-
-    check_same_structure(updates, state.ema, what="updates", reference_what="state")
-    new = tree_map(leaf, grads, state.ema, what="grads")
-    out = jax.tree.map(lambda n, u: n.astype(u.dtype), new, updates)
-    stored = jax.tree.map(lambda n, m: n.astype(m.dtype), new, state.ema)
-    return out, EmaState(ema=stored)
+    return elementwise(_EMA, decay=decay, dtype=dtype)
 
 
 def ema_of_squares(decay, *, dtype=None) -> GradientTransformation:
-    """Exponential moving average of the squared gradient: ``v = decay*v + (1-decay)*g**2``.
+    """Exponential moving average of the squared updates: ``v = decay*v + (1-decay)*u**2``.
 
-    ``g`` is the gradient that entered the enclosing chain (the ``grads``
-    keyword), or the incoming updates when used on its own. Outputs ``v``.
+    Outputs ``v``. Like every stage it reads only its input: to build ``v``
+    from the gradient next to another statistic of it, put both in a
+    :func:`gradopt.branch`.
 
     Args:
       decay: the decay rate in [0, 1) (Adam's ``b2``).
@@ -176,7 +159,7 @@ def ema_of_squares(decay, *, dtype=None) -> GradientTransformation:
     """
     check_decay("gradopt.ema_of_squares", "decay", decay)
     check_dtype("gradopt.ema_of_squares", dtype)
-    return transform(_ema_init, _ema_sq_update, decay=decay, dtype=dtype)
+    return elementwise(_EMA_SQ, decay=decay, dtype=dtype)
 
 
 # ----------------------------------------------------------------------------
@@ -194,23 +177,27 @@ def _bc_init(params, *, decay):
     return BiasCorrectionState(count=zero_count())
 
 
-def _bc_update(updates, state, params=None, *, decay, **extra):
-    del params, extra
+def _bc_step(state, *, decay):
     count = increment(state.count)
+    like = jnp.ones([], scalar_dtype())
+    return 1 / one_minus_power(decay, count, like), {"count": count}
 
-    def leaf(u):
-        c = as_compute(u)
-        return (c / one_minus_power(decay, count, c)).astype(u.dtype)
 
-    return jax.tree.map(leaf, updates), BiasCorrectionState(count=count)
+def _bc_leaf(x, fields, ctx, p, *, decay):
+    del fields, p, decay
+    return x * cast(ctx, x), {}
+
+
+_BC = Elementwise("gradopt.bias_correction", _bc_init, _bc_step, _bc_leaf)
 
 
 def bias_correction(decay) -> GradientTransformation:
     """Divide the updates by ``1 - decay**t``, ``t`` the 1-based step.
 
     Removes the bias towards zero of a moving average started at zero (Kingma
-    & Ba, 2015, section 3). Usable after any moving average; the correction is
-    computed in float32 even for bfloat16 updates (float64 for float64).
+    & Ba, 2015, section 3). Usable after any moving average. The factor
+    ``1 / (1 - decay**t)`` is computed once per step in float32 (float64 with
+    64-bit mode on), even for bfloat16 updates, and multiplies every leaf.
 
     Args:
       decay: the decay rate of the moving average before it, in [0, 1).
@@ -219,7 +206,7 @@ def bias_correction(decay) -> GradientTransformation:
       A gradient transformation with state :class:`BiasCorrectionState`.
     """
     check_decay("gradopt.bias_correction", "decay", decay)
-    return transform(_bc_init, _bc_update, decay=decay)
+    return elementwise(_BC, decay=decay)
 
 
 # ----------------------------------------------------------------------------
@@ -240,16 +227,11 @@ class NesterovEmaState(NamedTuple):
     count: jax.Array  # type: ignore[assignment]  # the field shadows tuple.count
 
 
-def _scalar_dtype():
-    """float64 when 64-bit mode is on, else float32."""
-    return jax.dtypes.canonicalize_dtype(jnp.float64)
-
-
 def _nesterov_init(params, *, b1, momentum_decay, dtype):
     del b1, momentum_decay
     return NesterovEmaState(
         ema=state_zeros(params, dtype),
-        mu_product=jnp.ones([], _scalar_dtype()),
+        mu_product=jnp.ones([], scalar_dtype()),
         count=zero_count(),
     )
 
@@ -263,26 +245,29 @@ def _mu(b1, momentum_decay, t, like):
     return b * (1 - 0.5 * jnp.power(0.96, t * md))
 
 
-def _nesterov_update(updates, state, params=None, *, b1, momentum_decay, dtype, **extra):
-    del params, extra, dtype
+def _nesterov_step(state, *, b1, momentum_decay, dtype):
+    del dtype
     count = increment(state.count)
     p = state.mu_product
     t = count.astype(p.dtype)
     mu_t = _mu(b1, momentum_decay, t, p)
     mu_next = _mu(b1, momentum_decay, t + 1, p)
     prod_t = p * mu_t
-    prod_next = prod_t * mu_next
-    coef_m = mu_next / (1 - prod_next)
+    coef_m = mu_next / (1 - prod_t * mu_next)
     coef_g = (1 - mu_t) / (1 - prod_t)
+    return (coef_m, coef_g), {"mu_product": prod_t, "count": count}
 
-    def output(u, n):
-        c = n.dtype
-        return (coef_m.astype(c) * n + coef_g.astype(c) * u.astype(c)).astype(u.dtype)
 
-    new = tree_map(lambda u, m: _ema_leaf(u, m, b1), updates, state.ema)
-    out = jax.tree.map(output, updates, new)
-    stored = jax.tree.map(lambda n, m: n.astype(m.dtype), new, state.ema)
-    return out, NesterovEmaState(ema=stored, mu_product=prod_t, count=count)
+def _nesterov_leaf(x, fields, ctx, p, *, b1, momentum_decay, dtype):
+    del p, momentum_decay, dtype
+    coef_m, coef_g = ctx
+    m = hyper(b1, x) * fields["ema"] + one_minus(b1, x) * x
+    return cast(coef_m, x) * m + cast(coef_g, x) * x, {"ema": m}
+
+
+_NESTEROV = Elementwise(
+    "gradopt.scale_by_nesterov_ema", _nesterov_init, _nesterov_step, _nesterov_leaf, ("ema",)
+)
 
 
 def scale_by_nesterov_ema(
@@ -322,6 +307,4 @@ def scale_by_nesterov_ema(
             fix="Use 0.004 (the paper's schedule) or None for a constant momentum.",
         )
     check_dtype(where, dtype)
-    return transform(
-        _nesterov_init, _nesterov_update, b1=b1, momentum_decay=momentum_decay, dtype=dtype
-    )
+    return elementwise(_NESTEROV, b1=b1, momentum_decay=momentum_decay, dtype=dtype)

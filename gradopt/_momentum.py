@@ -19,16 +19,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import (
-    GradientTransformation,
-    hyper,
-    increment,
-    transform,
-    tree_map,
-    zero_count,
-)
+from gradopt._base import GradientTransformation, hyper, increment, tree_map, zero_count
+from gradopt._elementwise import Elementwise, cast, elementwise, scalar_dtype
 from gradopt._checks import check_flag, check_learning_rate, check_scalar
-from gradopt._moments import check_dtype, state_zeros, wider
+from gradopt._moments import check_dtype, one_minus, state_zeros, wider
 
 PyTree = Any
 
@@ -71,38 +65,22 @@ def _trace_init(params, *, momentum, dampening, nesterov, dampen_first_step, dty
     return TraceState(velocity=state_zeros(params, dtype), count=zero_count())
 
 
-def _trace_update(
-    updates,
-    state,
-    params=None,
-    *,
-    momentum,
-    dampening,
-    nesterov,
-    dampen_first_step,
-    dtype,
-    **extra,
-):
-    del params, extra, dtype
-    first = state.count == 0
+def _trace_step(state, *, momentum, dampening, nesterov, dampen_first_step, dtype):
+    del momentum, nesterov, dtype
+    scale = one_minus(dampening, jnp.ones([], scalar_dtype()))
+    if not dampen_first_step:
+        scale = jnp.where(state.count == 0, 1.0, scale)
+    return scale, {"count": increment(state.count)}
 
-    def velocity(g, v):
-        c = wider(g.dtype, v.dtype)
-        gc, vc = g.astype(c), v.astype(c)
-        scale = 1 - hyper(dampening, gc)
-        if not dampen_first_step:
-            scale = jnp.where(first, jnp.ones([], c), scale)
-        return hyper(momentum, gc) * vc + scale * gc
 
-    new = tree_map(velocity, updates, state.velocity)
+def _trace_leaf(x, fields, ctx, p, *, momentum, dampening, nesterov, dampen_first_step, dtype):
+    del p, dampening, dampen_first_step, dtype
+    mu = hyper(momentum, x)
+    v = mu * fields["velocity"] + cast(ctx, x) * x
+    return (x + mu * v if nesterov else v), {"velocity": v}
 
-    def out(g, v):
-        c = v.dtype
-        o = g.astype(c) + hyper(momentum, v) * v if nesterov else v
-        return o.astype(g.dtype)
 
-    stored = jax.tree.map(lambda n, v: n.astype(v.dtype), new, state.velocity)
-    return jax.tree.map(out, updates, new), TraceState(stored, increment(state.count))
+_TRACE = Elementwise("gradopt.trace", _trace_init, _trace_step, _trace_leaf, ("velocity",))
 
 
 def trace(
@@ -146,9 +124,8 @@ def trace(
     check_dtype(where, dtype)
     if nesterov:
         check_nesterov(where, momentum, dampening)
-    return transform(
-        _trace_init,
-        _trace_update,
+    return elementwise(
+        _TRACE,
         momentum=momentum,
         dampening=dampening,
         nesterov=nesterov,
@@ -196,19 +173,19 @@ def _hb_init(params, *, learning_rate, momentum):
     return HeavyBallState(velocity=state_zeros(params, None), count=zero_count())
 
 
-def _hb_update(updates, state, params=None, *, learning_rate, momentum, **extra):
-    del params, extra
+def _hb_step(state, *, learning_rate, momentum):
+    del momentum
     lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
+    return lr, {"count": increment(state.count)}
 
-    def velocity(g, u):
-        c = wider(g.dtype, u.dtype)
-        gc, uc = g.astype(c), u.astype(c)
-        return hyper(momentum, gc) * uc + hyper(lr, gc) * gc
 
-    new = tree_map(velocity, updates, state.velocity)
-    out = jax.tree.map(lambda n, g: (-n).astype(g.dtype), new, updates)
-    stored = jax.tree.map(lambda n, u: n.astype(u.dtype), new, state.velocity)
-    return out, HeavyBallState(stored, increment(state.count))
+def _hb_leaf(x, fields, ctx, p, *, learning_rate, momentum):
+    del p, learning_rate
+    u = hyper(momentum, x) * fields["velocity"] + hyper(ctx, x) * x
+    return -u, {"velocity": u}
+
+
+_HEAVY_BALL = Elementwise("gradopt.heavy_ball", _hb_init, _hb_step, _hb_leaf, ("velocity",))
 
 
 def heavy_ball(learning_rate, momentum) -> GradientTransformation:
@@ -233,7 +210,7 @@ def heavy_ball(learning_rate, momentum) -> GradientTransformation:
     """
     check_learning_rate("gradopt.heavy_ball", learning_rate)
     check_momentum("gradopt.heavy_ball", momentum)
-    return transform(_hb_init, _hb_update, learning_rate=learning_rate, momentum=momentum)
+    return elementwise(_HEAVY_BALL, learning_rate=learning_rate, momentum=momentum)
 
 
 def _find_heavy_ball(state) -> HeavyBallState | None:

@@ -144,8 +144,6 @@ def _packed_update(updates, state, params=None, *, inner, max_leaf_size, **extra
     if params is not None:
         check_same_structure(params, updates, what="params", reference_what="updates")
         params = _pack(params, layout)
-    if "grads" in extra:
-        extra = {**extra, "grads": _pack(extra["grads"], layout)}
     new_updates, inner_state = call_update(
         inner, _pack(updates, layout), state.inner, params, extra
     )

@@ -12,10 +12,10 @@ from gradopt._base import (
     as_compute,
     hyper,
     increment,
-    transform,
     zero_count,
 )
 from gradopt._checks import check_flag, check_learning_rate, check_scalar
+from gradopt._elementwise import Elementwise, elementwise, no_step
 
 
 def scale_tree(updates, factor):
@@ -33,42 +33,50 @@ def _scale_init(params, *, factor):
     return EmptyState()
 
 
-def _scale_update(updates, state, params=None, *, factor, **extra):
-    del params, extra
-    return scale_tree(updates, factor), state
+def _scale_leaf(x, fields, ctx, p, *, factor):
+    del fields, ctx, p
+    return x * hyper(factor, x), {}
+
+
+_SCALE = Elementwise("gradopt.scale", _scale_init, no_step, _scale_leaf)
 
 
 def scale(factor) -> GradientTransformation:
     """Multiply the updates by a constant ``factor`` (a number or a scalar array)."""
     check_scalar("gradopt.scale", "factor", factor)
-    return transform(_scale_init, _scale_update, factor=factor)
+    return elementwise(_SCALE, factor=factor)
 
 
 class ScaleByScheduleState(NamedTuple):
-    """State of :func:`scale_by_learning_rate` with a schedule: the step count."""
+    """State of :func:`scale_by_learning_rate`: the number of updates seen."""
 
     count: jax.Array  # type: ignore[assignment]  # the field shadows tuple.count
 
 
 def _lr_init(params, *, learning_rate, flip_sign):
-    del params, flip_sign
-    if callable(learning_rate):
-        return ScaleByScheduleState(count=zero_count())
-    return EmptyState()
+    del params, learning_rate, flip_sign
+    return ScaleByScheduleState(count=zero_count())
 
 
-def _lr_update(updates, state, params=None, *, learning_rate, flip_sign, **extra):
-    del params, extra
-    if callable(learning_rate):
-        lr = learning_rate(state.count)
-        state = ScaleByScheduleState(increment(state.count))
-    else:
-        lr = learning_rate
-    return scale_tree(updates, -lr if flip_sign else lr), state
+def _lr_step(state, *, learning_rate, flip_sign):
+    lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
+    return (-lr if flip_sign else lr), {"count": increment(state.count)}
+
+
+def _lr_leaf(x, fields, ctx, p, *, learning_rate, flip_sign):
+    del fields, p, learning_rate, flip_sign
+    return x * hyper(ctx, x), {}
+
+
+_LR = Elementwise("gradopt.scale_by_learning_rate", _lr_init, _lr_step, _lr_leaf)
 
 
 def scale_by_learning_rate(learning_rate, *, flip_sign: bool = True) -> GradientTransformation:
     """Multiply the updates by ``-learning_rate`` (or ``+`` with ``flip_sign=False``).
+
+    The state counts the updates whether or not the learning rate is a
+    schedule, so that its structure depends on the configuration's shape only
+    (a number, a traced scalar and a schedule give the same state).
 
     Args:
       learning_rate: a non-negative number, a scalar array (traced values are
@@ -76,7 +84,10 @@ def scale_by_learning_rate(learning_rate, *, flip_sign: bool = True) -> Gradient
         a schedule is evaluated at the count of previous updates (0 first).
       flip_sign: multiply by ``-learning_rate`` so that adding the updates
         descends. Keyword only.
+
+    Returns:
+      A gradient transformation with state :class:`ScaleByScheduleState`.
     """
     check_learning_rate("gradopt.scale_by_learning_rate", learning_rate)
     check_flag("gradopt.scale_by_learning_rate", "flip_sign", flip_sign)
-    return transform(_lr_init, _lr_update, learning_rate=learning_rate, flip_sign=flip_sign)
+    return elementwise(_LR, learning_rate=learning_rate, flip_sign=flip_sign)

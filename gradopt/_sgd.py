@@ -1,15 +1,16 @@
 """Named optimizers without moment estimates of g: sgd, adagrad, adadelta, rmsprop.
 
-Each is a :func:`gradopt.chain` of public primitives. Where weight decay is
-coupled (L2 added to the gradient), the optimizer is nested as
-``chain(add_decayed_weights(wd), chain(...))`` so every statistic sees the
-decayed gradient.
+Each is a :func:`gradopt.chain` of public primitives that starts with the
+coupled L2 stage ``add_decayed_weights(weight_decay)``, whatever the value of
+``weight_decay`` (0.0 makes it a no-op), so that the state's structure never
+depends on a hyperparameter's value.
 """
 
 from __future__ import annotations
 
 from gradopt._adaptive import scale_by_adadelta, scale_by_rms, scale_by_sum_of_squares
-from gradopt._base import GradientTransformation, chain
+from gradopt._base import GradientTransformation
+from gradopt._chain import chain
 from gradopt._checks import check_flag, check_learning_rate, check_scalar, concrete_value
 from gradopt._moments import check_decay, check_eps
 from gradopt._momentum import check_dampening, check_momentum, check_nesterov, heavy_ball, trace
@@ -33,15 +34,18 @@ def check_weight_decay(where: str, value) -> None:
 
 
 def with_l2(weight_decay, *stages) -> GradientTransformation:
-    """``chain(*stages)``, preceded by coupled L2 decay unless ``weight_decay`` is 0."""
-    if is_zero(weight_decay):
-        return chain(*stages)
-    return chain(add_decayed_weights(weight_decay), chain(*stages))
+    """``chain(add_decayed_weights(weight_decay), *stages)``: coupled L2, then the rule.
+
+    The decay stage is there even for a weight decay of 0 (where it changes
+    nothing and needs no params), so the state's structure is the same for
+    0.0, a traced 0.0 and 1e-4.
+    """
+    return chain(add_decayed_weights(weight_decay), *stages)
 
 
 def sgd(
     learning_rate,
-    momentum=0.0,
+    momentum=None,
     *,
     dampening=0.0,
     nesterov: bool = False,
@@ -56,7 +60,7 @@ def sgd(
         w = w - learning_rate * v                 # plain momentum
         w = w - learning_rate * (g + mu * v)      # nesterov=True
 
-    With ``momentum=0``: ``w = w - learning_rate * g``. With
+    With ``momentum=None`` (no velocity): ``w = w - learning_rate * g``. With
     ``classic_momentum=True`` the learning rate sits inside the velocity
     (Polyak's heavy ball): ``u = mu * u + learning_rate * g``, ``w = w - u``.
     The two forms coincide for a constant learning rate and differ when it
@@ -64,7 +68,9 @@ def sgd(
 
     Args:
       learning_rate: a non-negative number, a scalar array or a schedule.
-      momentum: ``mu`` in [0, 1).
+      momentum: ``mu`` in [0, 1), or None (the default) for no velocity. A
+        number, 0.0 included, keeps a velocity, so that the state has the same
+        structure for every value (``inject_hyperparams``, checkpoints).
       dampening: in [0, 1]; PyTorch's dampening of the gradient entering the
         velocity (also applied on the first step, see the note).
       nesterov: Nesterov's accelerated gradient in the change-of-variables
@@ -98,13 +104,14 @@ def sgd(
     """
     where = "gradopt.sgd"
     check_learning_rate(where, learning_rate)
-    check_momentum(where, momentum)
+    if momentum is not None:
+        check_momentum(where, momentum)
     check_dampening(where, dampening)
     check_flag(where, "nesterov", nesterov)
     check_flag(where, "classic_momentum", classic_momentum)
     check_weight_decay(where, weight_decay)
     if nesterov:
-        check_nesterov(where, momentum, dampening)
+        check_nesterov(where, 0.0 if momentum is None else momentum, dampening)
     if classic_momentum:
         if nesterov:
             raise ValueError(
@@ -117,8 +124,8 @@ def sgd(
                 f"{where}: classic_momentum=True has no dampening, got dampening={dampening!r}. "
                 "Use dampening=0.0."
             )
-        return with_l2(weight_decay, heavy_ball(learning_rate, momentum))
-    if is_zero(momentum):
+        return with_l2(weight_decay, heavy_ball(learning_rate, momentum or 0.0))
+    if momentum is None:
         return with_l2(weight_decay, scale_by_learning_rate(learning_rate))
     return with_l2(
         weight_decay,
@@ -225,7 +232,7 @@ def rmsprop(
     eps=1e-8,
     *,
     centered: bool = False,
-    momentum=0.0,
+    momentum=None,
     nesterov: bool = False,
     eps_inside_sqrt: bool = False,
     weight_decay=0.0,
@@ -247,7 +254,8 @@ def rmsprop(
       eps: > 0.
       centered: divide by an estimate of the standard deviation instead of
         the root mean square.
-      momentum: in [0, 1); the learning rate is outside the velocity.
+      momentum: in [0, 1), or None (the default) for no velocity; the
+        learning rate is outside the velocity.
       nesterov: Nesterov momentum (needs ``momentum > 0``).
       eps_inside_sqrt: put eps inside the square root.
       weight_decay: coupled L2 coefficient, >= 0.
@@ -274,13 +282,14 @@ def rmsprop(
     check_learning_rate(where, learning_rate)
     check_decay(where, "decay", decay)
     check_eps(where, eps)
-    check_momentum(where, momentum)
+    if momentum is not None:
+        check_momentum(where, momentum)
     check_flag(where, "nesterov", nesterov)
     check_weight_decay(where, weight_decay)
     if nesterov:
-        check_nesterov(where, momentum, 0.0)
+        check_nesterov(where, 0.0 if momentum is None else momentum, 0.0)
     stages = [scale_by_rms(decay, eps=eps, eps_inside_sqrt=eps_inside_sqrt, centered=centered)]
-    if not is_zero(momentum):
+    if momentum is not None:
         stages.append(trace(momentum, nesterov=nesterov))
     stages.append(scale_by_learning_rate(learning_rate))
     return with_l2(weight_decay, *stages)

@@ -12,7 +12,8 @@ import jax
 import jax.numpy as jnp
 
 from gradopt._base import EmptyState, GradientTransformation, hyper, transform, tree_map
-from gradopt._checks import check_scalar
+from gradopt._checks import check_scalar, concrete_value
+from gradopt._elementwise import Elementwise, elementwise, no_step
 from gradopt._moments import wider
 
 
@@ -50,6 +51,27 @@ def _wd_update(updates, state, params=None, *, weight_decay, mask, **extra):
     return chosen, state
 
 
+def _is_concrete_zero(value) -> bool:
+    return concrete_value(value) == 0
+
+
+def _wd_needs_params(*, weight_decay, mask):
+    del mask
+    return not _is_concrete_zero(weight_decay)
+
+
+def _wd_leaf(x, fields, ctx, p, *, weight_decay, mask):
+    del fields, ctx, mask
+    if _is_concrete_zero(weight_decay):
+        return x, {}
+    return x + hyper(weight_decay, x) * jnp.asarray(p).astype(x.dtype), {}
+
+
+_WD = Elementwise(
+    "gradopt.add_decayed_weights", _wd_init, no_step, _wd_leaf, needs_params=_wd_needs_params
+)
+
+
 def add_decayed_weights(weight_decay, *, mask=None) -> GradientTransformation:
     """Add ``weight_decay * w`` to the updates.
 
@@ -60,8 +82,9 @@ def add_decayed_weights(weight_decay, *, mask=None) -> GradientTransformation:
         parameters marked False are left undecayed.
 
     Returns:
-      A gradient transformation with an empty state. Its ``update`` needs
-      ``params``.
+      A gradient transformation with an empty state, whatever the value of
+      ``weight_decay`` (0.0 leaves the updates unchanged). Its ``update`` needs
+      ``params`` unless ``weight_decay`` is a concrete 0.
     """
     check_scalar(
         "gradopt.add_decayed_weights",
@@ -77,4 +100,6 @@ def add_decayed_weights(weight_decay, *, mask=None) -> GradientTransformation:
                 "gradopt.add_decayed_weights: mask must be a tree of Python bools (or a "
                 f"callable returning one), got leaves {leaves[:4]!r}."
             )
+    if mask is None:
+        return elementwise(_WD, weight_decay=weight_decay, mask=None)
     return transform(_wd_init, _wd_update, weight_decay=weight_decay, mask=mask)

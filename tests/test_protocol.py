@@ -119,7 +119,7 @@ def test_chain_rejects_what_is_not_a_transform():
 
 def test_chain_rejects_a_foreign_state():
     tx = gradopt.chain(gradopt.scale(2.0), gradopt.trace(0.9))
-    with pytest.raises(ValueError, match="chain of 2 transforms got a state of type tuple with 1"):
+    with pytest.raises(ValueError, match="does not match what this optimizer's init builds"):
         tx.update(grads_tree(), (gradopt.EmptyState(),))
 
 
@@ -144,7 +144,7 @@ def test_named_chain_argument_errors():
     with pytest.raises(TypeError, match="not a gradient transformation"):
         gradopt.named_chain(("a", "adam"))
     tx = gradopt.named_chain(("a", gradopt.identity()))
-    with pytest.raises(ValueError, match=r"stages \['a'\] got a state with keys \['b'\]"):
+    with pytest.raises(ValueError, match=r"state given: PyTreeDef\(\{'b'"):
         tx.update(grads_tree(), {"b": gradopt.EmptyState()})
 
 
@@ -152,8 +152,12 @@ def test_named_chain_argument_errors():
 # what the chain passes to its stages
 
 
+def no_hidden_grads(state_of_probe):
+    return all(np.isnan(x).all() for x in jax.tree.leaves(state_of_probe.grads))
+
+
 @pytest.mark.parametrize("named", [False, True], ids=["chain", "named_chain"])
-def test_every_stage_receives_the_chain_input_as_grads(named):
+def test_stages_receive_only_the_output_of_the_stage_before(named):
     g, p = grads_tree(), params_tree()
     stages = [gradopt.scale(2.0), probe(), gradopt.scale(3.0), probe()]
     if named:
@@ -164,25 +168,24 @@ def test_every_stage_receives_the_chain_input_as_grads(named):
         key = lambda i: i  # noqa: E731
     updates, state = tx.update(g, tx.init(p))
     chex.assert_trees_all_close(updates, times(g, 6.0))
-    chex.assert_trees_all_close(state[key(1)].grads, g)  # not 2g: the chain's input
-    chex.assert_trees_all_close(state[key(3)].grads, g)
+    # no side channel: the chain passes no ``grads`` keyword to its stages
+    assert no_hidden_grads(state[key(1)]) and no_hidden_grads(state[key(3)])
 
 
-def test_a_nested_chain_sets_grads_to_its_own_input():
+def test_a_nested_chain_passes_no_hidden_keyword_either():
     g, p = grads_tree(), params_tree()
     inner = gradopt.chain(gradopt.scale(3.0), probe())
     tx = gradopt.chain(gradopt.scale(2.0), inner, probe())
     updates, state = jax.jit(tx.update)(g, tx.init(p))
     chex.assert_trees_all_close(updates, times(g, 6.0))
-    chex.assert_trees_all_close(state[1][1].grads, times(g, 2.0))  # the inner chain's input
-    chex.assert_trees_all_close(state[2].grads, g)  # back in the outer chain
+    assert no_hidden_grads(state[1][1]) and no_hidden_grads(state[2])
 
 
 def test_a_stage_alone_sees_no_grads_keyword():
     g = grads_tree()
     tx = probe()
     _, state = tx.update(g, tx.init(params_tree()))
-    assert all(np.isnan(x).all() for x in jax.tree.leaves(state.grads))
+    assert no_hidden_grads(state)
 
 
 def test_extra_keyword_arguments_reach_the_stages_that_accept_them():
@@ -237,7 +240,8 @@ def test_mismatched_gradient_tree_raises_and_shows_both_structures(make):
         tx.update(bad, state)
     message = str(info.value)
     assert str(jax.tree.structure(bad)) in message
-    assert str(jax.tree.structure(p)) in message
+    # the state given holds trees of the parameters' structure, shown in the message
+    assert str(jax.tree.structure(p)).removeprefix("PyTreeDef(")[:-1] in message
     with pytest.raises(ValueError, match="does not match"):
         jax.jit(tx.update)(bad, state)
 

@@ -31,22 +31,19 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from gradopt import (
-    Bound,
-    GradientTransformation,
-    add_decayed_weights,
-    bias_correction,
-    chain,
-    ema,
-    heavy_ball,
+from gradopt._adaptive import (
+    infinity_norm,
+    root_mean_square,
     scale_by_adadelta,
-    scale_by_learning_rate,
-    scale_by_max_norm,
-    scale_by_nesterov_ema,
     scale_by_rms,
     scale_by_sum_of_squares,
-    trace,
 )
+from gradopt._base import Bound, GradientTransformation
+from gradopt._chain import chain, divide
+from gradopt._moments import bias_correction, ema, scale_by_nesterov_ema
+from gradopt._momentum import heavy_ball, trace
+from gradopt._scale import scale_by_learning_rate
+from gradopt._weight_decay import add_decayed_weights
 from gradopt._checks import check_flag, check_learning_rate, check_scalar, concrete_value
 
 __all__ = ["adadelta", "adagrad", "adam", "adamax", "adamw", "nadam", "rmsprop", "sgd"]
@@ -132,9 +129,10 @@ def sgd(learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None):
     _check_common(where, learning_rate, weight_decay)
     check_scalar(where, "momentum", momentum, low=0.0, high=1.0, fix="Keras requires [0, 1].")
     check_flag(where, "nesterov", nesterov)
-    if concrete_value(momentum) == 0.0:
-        return _finish([], learning_rate, weight_decay)
-    _momentum_with_decay(where, learning_rate, momentum, weight_decay)
+    # A velocity is kept for momentum 0 too (it then holds -lr * g), so that the
+    # state's structure does not depend on the value.
+    if concrete_value(momentum) != 0.0:
+        _momentum_with_decay(where, learning_rate, momentum, weight_decay)
     if weight_decay is None:
         return chain(scale_by_learning_rate(learning_rate), trace(momentum, nesterov=nesterov))
     return _finish([trace(momentum, nesterov=nesterov)], learning_rate, weight_decay)
@@ -229,9 +227,8 @@ def rmsprop(
     _check_common(where, learning_rate, weight_decay)
     check_flag(where, "centered", centered)
     rule = [scale_by_rms(rho, eps=epsilon, eps_inside_sqrt=True, centered=centered)]
-    if concrete_value(momentum) == 0.0:
-        return _finish(rule, learning_rate, weight_decay)
-    _momentum_with_decay(where, learning_rate, momentum, weight_decay)
+    if concrete_value(momentum) != 0.0:
+        _momentum_with_decay(where, learning_rate, momentum, weight_decay)
     if weight_decay is None:
         return chain(*rule, heavy_ball(learning_rate, momentum))
     return _finish([*rule, trace(momentum)], learning_rate, weight_decay)
@@ -253,8 +250,7 @@ def _adam(where, learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay):
     check_flag(where, "amsgrad", amsgrad)
     factor = Bound(_adam_step_factor, beta_1=beta_1, beta_2=beta_2)
     rule = [
-        ema(beta_1),
-        scale_by_rms(beta_2, eps=epsilon, amsgrad=amsgrad),
+        divide(ema(beta_1), root_mean_square(beta_2, eps=epsilon, amsgrad=amsgrad)),
         scale_by_learning_rate(factor, flip_sign=False),
     ]
     return _finish(rule, learning_rate, weight_decay)
@@ -280,8 +276,8 @@ def adam(
     epsilon is added to the uncorrected ``sqrt(v)`` (the "epsilon hat" of
     Kingma & Ba, section 2), so it weighs ``1/sqrt(1 - b2**t)`` times more
     than PyTorch's early on. The powers ``b**t`` are taken in float32, as
-    Keras does. Chain: ``ema(beta_1)``, ``scale_by_rms(beta_2, eps=epsilon,
-    amsgrad=amsgrad)``, the step factor as a schedule in
+    Keras does. Chain: ``divide(ema(beta_1), root_mean_square(beta_2,
+    eps=epsilon, amsgrad=amsgrad))``, the step factor as a schedule in
     ``scale_by_learning_rate(..., flip_sign=False)``, the weight decay if any,
     ``scale_by_learning_rate(learning_rate)``.
 
@@ -337,7 +333,7 @@ def adamax(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-07, weight_
         w = w - lr * m / ((1 - b1**t) * (u + epsilon))
 
     Chain: ``ema(beta_1)``, ``bias_correction(beta_1)``,
-    ``scale_by_max_norm(beta_2, eps=epsilon)``, the weight decay if any,
+    ``infinity_norm(beta_2, eps=epsilon)`` (divided into), the weight decay if any,
     ``scale_by_learning_rate``.
 
     Args:
@@ -350,9 +346,10 @@ def adamax(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-07, weight_
     where = _where("adamax")
     _check_common(where, learning_rate, weight_decay)
     rule = [
-        ema(beta_1),
-        bias_correction(beta_1),
-        scale_by_max_norm(beta_2, eps=epsilon, eps_inside_max=False),
+        divide(
+            chain(ema(beta_1), bias_correction(beta_1)),
+            infinity_norm(beta_2, eps=epsilon, eps_inside_max=False),
+        )
     ]
     return _finish(rule, learning_rate, weight_decay)
 
@@ -369,7 +366,7 @@ def nadam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-07, weight_d
 
     Keras' schedule has no ``momentum_decay`` (PyTorch's ``0.96**(t * 0.004)``
     becomes ``0.96**t`` here). Chain: ``scale_by_nesterov_ema(beta_1,
-    momentum_decay=1.0)``, ``scale_by_rms(beta_2, eps=epsilon, debias=True)``,
+    momentum_decay=1.0)`` divided by ``root_mean_square(beta_2, eps=epsilon, debias=True)``,
     the weight decay if any, ``scale_by_learning_rate``.
 
     Args:
@@ -385,7 +382,9 @@ def nadam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-07, weight_d
     where = _where("nadam")
     _check_common(where, learning_rate, weight_decay)
     rule = [
-        scale_by_nesterov_ema(beta_1, momentum_decay=1.0),
-        scale_by_rms(beta_2, eps=epsilon, debias=True),
+        divide(
+            scale_by_nesterov_ema(beta_1, momentum_decay=1.0),
+            root_mean_square(beta_2, eps=epsilon, debias=True),
+        )
     ]
     return _finish(rule, learning_rate, weight_decay)

@@ -25,22 +25,19 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from gradopt import (
-    Bound,
-    GradientTransformation,
-    add_decayed_weights,
-    bias_correction,
-    chain,
-    ema,
-    scale,
+from gradopt._adaptive import (
+    infinity_norm,
+    root_mean_square,
     scale_by_adadelta,
-    scale_by_learning_rate,
-    scale_by_max_norm,
-    scale_by_nesterov_ema,
     scale_by_rms,
     scale_by_sum_of_squares,
-    trace,
 )
+from gradopt._base import Bound, GradientTransformation
+from gradopt._chain import chain, divide
+from gradopt._moments import bias_correction, ema, scale_by_nesterov_ema
+from gradopt._momentum import trace
+from gradopt._scale import scale, scale_by_learning_rate
+from gradopt._weight_decay import add_decayed_weights
 from gradopt._checks import check_flag, check_learning_rate, check_scalar, concrete_value
 
 __all__ = ["adadelta", "adagrad", "adam", "adamax", "adamw", "nadam", "rmsprop", "sgd"]
@@ -78,13 +75,15 @@ def _is_zero(value) -> bool:
 
 
 def _assemble(rule, *, weight_decay, maximize, coupled=True) -> GradientTransformation:
-    """``chain(<maximize>, <coupled weight decay>, chain(*rule))``."""
-    pre = []
-    if maximize:
-        pre.append(scale(-1.0))
-    if coupled and not _is_zero(weight_decay):
+    """``chain(<maximize>, <coupled weight decay>, *rule)``.
+
+    The coupled decay stage is there whatever the value of ``weight_decay``
+    (0 changes nothing), so that the state's structure does not depend on it.
+    """
+    pre = [scale(-1.0)] if maximize else []
+    if coupled:
         pre.append(add_decayed_weights(weight_decay))
-    return chain(*pre, chain(*rule)) if pre else chain(*rule)
+    return chain(*pre, *rule)
 
 
 def _decoupled(weight_decay, decoupled: bool, lr) -> list:
@@ -95,8 +94,10 @@ def _decoupled(weight_decay, decoupled: bool, lr) -> list:
     For concrete values the coefficient is adjusted so that ``lr * wd`` equals
     ``1 - float32(1 - lr*wd)`` exactly as torch applies it.
     """
-    if not decoupled or _is_zero(weight_decay):
+    if not decoupled:
         return []
+    if _is_zero(weight_decay):
+        return [add_decayed_weights(weight_decay)]
     lr_value, wd_value = concrete_value(lr), concrete_value(weight_decay)
     if lr_value and wd_value is not None and not callable(lr):
         factor = float(np.float32(1.0 - lr_value * wd_value))
@@ -142,12 +143,15 @@ def sgd(lr=0.001, momentum=0, dampening=0, weight_decay=0, nesterov=False, *, ma
             f"momentum={momentum!r}, dampening={dampening!r}. Set momentum (0.9 is usual) "
             "and dampening=0, or use nesterov=False."
         )
-    rule = []
-    if not _is_zero(momentum):
-        rule.append(
-            trace(momentum, dampening=dampening, nesterov=nesterov, dampen_first_step=False)
-        )
-    rule.append(scale_by_learning_rate(lr))
+    # A velocity is kept even for momentum 0 (where v = g and torch keeps no
+    # buffer) so that the state's structure does not depend on the value;
+    # torch ignores dampening when momentum is 0, and so does this.
+    if _is_zero(momentum):
+        dampening = 0.0
+    rule = [
+        trace(momentum, dampening=dampening, nesterov=nesterov, dampen_first_step=False),
+        scale_by_learning_rate(lr),
+    ]
     return _assemble(rule, weight_decay=weight_decay, maximize=maximize)
 
 
@@ -277,10 +281,11 @@ def rmsprop(
         _non_negative(where, name, value)
     check_flag(where, "centered", centered)
     check_flag(where, "maximize", maximize)
-    rule = [scale_by_rms(alpha, eps=eps, eps_inside_sqrt=False, centered=centered)]
-    if not _is_zero(momentum):
-        rule.append(trace(momentum))
-    rule.append(scale_by_learning_rate(lr))
+    rule = [
+        scale_by_rms(alpha, eps=eps, eps_inside_sqrt=False, centered=centered),
+        trace(momentum),  # kept for momentum 0 too (v = s), so the state's structure is fixed
+        scale_by_learning_rate(lr),
+    ]
     return _assemble(rule, weight_decay=weight_decay, maximize=maximize)
 
 
@@ -293,9 +298,10 @@ def _adam(where, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled):
     check_flag(where, "maximize", maximize)
     check_flag(where, "decoupled_weight_decay", decoupled)
     rule = [
-        ema(b1),
-        bias_correction(b1),
-        scale_by_rms(b2, eps=eps, debias=True, amsgrad=amsgrad),
+        divide(
+            chain(ema(b1), bias_correction(b1)),
+            root_mean_square(b2, eps=eps, debias=True, amsgrad=amsgrad),
+        ),
         *_decoupled(weight_decay, decoupled, lr),
         scale_by_learning_rate(lr),
     ]
@@ -324,8 +330,8 @@ def adam(
         w = w - lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)
 
     eps is added after the bias correction of ``v`` (optax's convention; Keras
-    adds it before). Chain: ``ema(b1)``, ``bias_correction(b1)``,
-    ``scale_by_rms(b2, eps=eps, debias=True, amsgrad=amsgrad)``, the
+    adds it before). Chain: ``divide(chain(ema(b1), bias_correction(b1)),
+    root_mean_square(b2, eps=eps, debias=True, amsgrad=amsgrad))``, the
     decoupled ``add_decayed_weights`` if any, ``scale_by_learning_rate(lr)``.
 
     Args:
@@ -375,7 +381,7 @@ def adamax(lr=0.002, betas=(0.9, 0.999), eps=1e-08, weight_decay=0, *, maximize=
         u = max(b2 * u, |g| + eps)          (eps inside the maximum)
         w = w - lr / (1 - b1**t) * m / u
 
-    Chain: ``ema(b1)``, ``bias_correction(b1)``, ``scale_by_max_norm(b2,
+    Chain: ``divide(chain(ema(b1), bias_correction(b1)), infinity_norm(b2,
     eps=eps, eps_inside_max=True)``, ``scale_by_learning_rate(lr)``.
 
     Args:
@@ -392,9 +398,9 @@ def adamax(lr=0.002, betas=(0.9, 0.999), eps=1e-08, weight_decay=0, *, maximize=
     _non_negative(where, "weight_decay", weight_decay)
     check_flag(where, "maximize", maximize)
     rule = [
-        ema(b1),
-        bias_correction(b1),
-        scale_by_max_norm(b2, eps=eps, eps_inside_max=True),
+        divide(
+            chain(ema(b1), bias_correction(b1)), infinity_norm(b2, eps=eps, eps_inside_max=True)
+        ),
         scale_by_learning_rate(lr),
     ]
     return _assemble(rule, weight_decay=weight_decay, maximize=maximize)
@@ -422,8 +428,8 @@ def nadam(
         w = w * (1 - lr * weight_decay)                (decoupled only)
         w = w - lr * n / (sqrt(v / (1 - b2**t)) + eps)
 
-    Chain: ``scale_by_nesterov_ema(b1, momentum_decay=momentum_decay)``,
-    ``scale_by_rms(b2, eps=eps, debias=True)``, the decoupled
+    Chain: ``divide(scale_by_nesterov_ema(b1, momentum_decay=momentum_decay),
+    root_mean_square(b2, eps=eps, debias=True))``, the decoupled
     ``add_decayed_weights`` if any, ``scale_by_learning_rate(lr)``.
 
     Args:
@@ -446,8 +452,10 @@ def nadam(
     check_flag(where, "decoupled_weight_decay", decoupled_weight_decay)
     check_flag(where, "maximize", maximize)
     rule = [
-        scale_by_nesterov_ema(b1, momentum_decay=momentum_decay),
-        scale_by_rms(b2, eps=eps, debias=True),
+        divide(
+            scale_by_nesterov_ema(b1, momentum_decay=momentum_decay),
+            root_mean_square(b2, eps=eps, debias=True),
+        ),
         *_decoupled(weight_decay, decoupled_weight_decay, lr),
         scale_by_learning_rate(lr),
     ]

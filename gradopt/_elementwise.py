@@ -1,0 +1,288 @@
+"""Elementwise stages and how a chain fuses them into one pass per leaf.
+
+Most primitives act on each coordinate on its own: a moving average, a bias
+correction, a division by a root mean square, a learning rate. Such a stage is
+described by an :class:`Elementwise` spec instead of a whole ``update``:
+
+* ``init(params, **hyper) -> state``: the stage's state NamedTuple;
+* ``step(state, **hyper) -> (ctx, scalars)``: the per-step scalar work, done
+  once per step and not once per leaf (the step counter, ``1 / (1 - b1**t)``,
+  a schedule's value); ``scalars`` are the new values of the state's scalar
+  fields and ``ctx`` is what the leaves need;
+* ``leaf(x, fields, ctx, p, **hyper) -> (x, fields)``: the arithmetic on one
+  leaf, ``x`` the incoming update and ``fields`` the stage's per-leaf state
+  (``leaf_fields``), all in the leaf's compute dtype (float32 or wider).
+
+Stages compose into a small tree of nodes: :class:`Prim` (one spec),
+:class:`Seq` (a chain) and :class:`Branch` (several stages fed the same input,
+their outputs joined, as in :func:`divide`). :func:`run` executes such a tree
+with a single traversal of the parameter tree: for every leaf it applies all
+stages in order as one expression, and it casts to the storage dtypes only at
+the end. The state is that of the unfused stages, nested as the chains are
+nested, so fusing changes how the arithmetic is scheduled, never the state or
+the meaning of a stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from gradopt._base import Bound, GradientTransformation, checked_update, compute_dtype
+
+
+class Elementwise(NamedTuple):
+    """The spec of an elementwise stage (see the module docstring)."""
+
+    name: str
+    init: Callable[..., Any]
+    step: Callable[..., tuple[Any, dict[str, Any]]]
+    leaf: Callable[..., tuple[Any, dict[str, Any]]]
+    leaf_fields: tuple[str, ...] = ()
+    needs_params: Callable[..., bool] = lambda **hyper: False
+
+
+def no_step(state, **hyper):
+    """``step`` for a stage without per-step scalars."""
+    del state, hyper
+    return None, {}
+
+
+# ----------------------------------------------------------------------------
+# nodes
+
+
+class Node:
+    """A tree of elementwise stages; equal when built from equal stages."""
+
+    _key: Any
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self._key == other._key  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+
+class Prim(Node):
+    """One elementwise stage: a spec and its hyperparameters."""
+
+    def __init__(self, spec: Elementwise, hyper: dict[str, Any]):
+        self.spec = spec
+        self.hyper = hyper
+        self._key = ("prim", spec.name, Bound(spec.leaf, **hyper)._key)
+
+    def init(self, params):
+        return self.spec.init(params, **self.hyper)
+
+    def needs_params(self) -> bool:
+        return self.spec.needs_params(**self.hyper)
+
+    def prepare(self, state, flatten):
+        ctx, scalars = self.spec.step(state, **self.hyper)
+        fields = {}
+        for name in self.spec.leaf_fields:
+            tree = getattr(state, name)
+            fields[name] = None if tree is None else flatten(tree, f"{self.spec.name} state")
+        return (state, ctx, scalars, fields)
+
+    def dtypes(self, prep, i):
+        return [v[i].dtype for v in prep[3].values() if v is not None]
+
+    def leaf(self, x, prep, i, p):
+        _, ctx, _, fields = prep
+        c = x.dtype
+        values = {k: (None if v is None else v[i].astype(c)) for k, v in fields.items()}
+        return self.spec.leaf(x, values, ctx, p, **self.hyper)
+
+    def finish(self, prep, news, unflatten):
+        state, _, scalars, fields = prep
+        trees = {}
+        for name, old in fields.items():
+            if old is not None:
+                trees[name] = unflatten([n[name].astype(o.dtype) for n, o in zip(news, old)])
+        return state._replace(**trees, **scalars)
+
+
+class Seq(Node):
+    """Stages applied one after another (the elementwise form of a chain)."""
+
+    def __init__(self, children: tuple[Node, ...]):
+        self.children = children
+        self._key = ("seq", children)
+
+    def init(self, params):
+        return tuple(c.init(params) for c in self.children)
+
+    def needs_params(self) -> bool:
+        return any(c.needs_params() for c in self.children)
+
+    def prepare(self, state, flatten):
+        _check_tuple(state, len(self.children), "chain")
+        return tuple(c.prepare(s, flatten) for c, s in zip(self.children, state))
+
+    def dtypes(self, prep, i):
+        return [d for c, p in zip(self.children, prep) for d in c.dtypes(p, i)]
+
+    def leaf(self, x, prep, i, p):
+        news = []
+        for c, cp in zip(self.children, prep):
+            x, n = c.leaf(x, cp, i, p)
+            news.append(n)
+        return x, tuple(news)
+
+    def finish(self, prep, news, unflatten):
+        return tuple(
+            c.finish(cp, [n[k] for n in news], unflatten)
+            for k, (c, cp) in enumerate(zip(self.children, prep))
+        )
+
+
+class Branch(Seq):
+    """Stages that all receive the same input; ``join`` combines their outputs."""
+
+    def __init__(self, children: tuple[Node, ...], join: Callable[..., Any]):
+        super().__init__(children)
+        self.join = join
+        self._key = ("branch", children, join)
+
+    def prepare(self, state, flatten):
+        _check_tuple(state, len(self.children), "branch")
+        return tuple(c.prepare(s, flatten) for c, s in zip(self.children, state))
+
+    def leaf(self, x, prep, i, p):
+        outs, news = [], []
+        for c, cp in zip(self.children, prep):
+            o, n = c.leaf(x, cp, i, p)
+            outs.append(o)
+            news.append(n)
+        return self.join(*outs), tuple(news)
+
+
+def _check_tuple(state, n, what):
+    if not isinstance(state, tuple) or len(state) != n:
+        raise ValueError(
+            f"a {what} of {n} stages got a state of type {type(state).__name__}"
+            f"{f' with {len(state)} entries' if isinstance(state, tuple) else ''}. Pass the "
+            "state returned by this optimizer's own init (or by its previous update)."
+        )
+
+
+# ----------------------------------------------------------------------------
+# running a node: one traversal of the tree
+
+
+def _flattener(treedef, shapes):
+    def flatten(tree, what):
+        leaves, got = jax.tree.flatten(tree)
+        if got != treedef:
+            raise ValueError(
+                f"The {what} tree does not match the updates tree.\n  {what}: {got}\n"
+                f"  updates: {treedef}\nPass the state returned by this optimizer's own init "
+                "for parameters of this structure."
+            )
+        for path_leaf, leaf, shape in zip(_paths(treedef), leaves, shapes):
+            if jnp.shape(leaf) != shape:
+                raise ValueError(
+                    f"The updates leaf at {path_leaf} has shape {shape}, but the {what} leaf "
+                    f"there has shape {jnp.shape(leaf)}. Pass updates with the shapes of the "
+                    "parameters the optimizer was initialised with."
+                )
+        return leaves
+
+    return flatten
+
+
+def _paths(treedef):
+    dummy = jax.tree.unflatten(treedef, list(range(treedef.num_leaves)))
+    return [jax.tree_util.keystr(p) or "(root)" for p, _ in jax.tree_util.tree_flatten_with_path(dummy)[0]]
+
+
+def _float_leaf(u, path):
+    u = jnp.asarray(u)
+    if not jnp.issubdtype(u.dtype, jnp.inexact) or jnp.issubdtype(u.dtype, jnp.complexfloating):
+        raise TypeError(
+            f"The updates leaf at {path} has dtype {u.dtype}; gradopt's optimizers take "
+            "real floating-point gradients (float16, bfloat16, float32, float64). Cast the "
+            "gradient to its parameter's dtype, e.g. jax.tree.map(lambda g, p: "
+            "g.astype(p.dtype), grads, params)."
+        )
+    return u
+
+
+def run(node: Node, updates, state, params):
+    """Apply ``node`` to ``updates``: one expression per leaf, one pass over the tree."""
+    leaves, treedef = jax.tree.flatten(updates)
+    paths = _paths(treedef)
+    leaves = [_float_leaf(u, path) for u, path in zip(leaves, paths)]
+    shapes = [u.shape for u in leaves]
+    flatten = _flattener(treedef, shapes)
+    if node.needs_params():
+        if params is None:
+            raise ValueError(
+                "This optimizer decays the weights and needs the parameters: call "
+                "update(updates, state, params) with the current parameters."
+            )
+        p_leaves = flatten(params, "params")
+    else:
+        p_leaves = [None] * len(leaves)
+    prep = node.prepare(state, flatten)
+    outs, news = [], []
+    for i, (u, p) in enumerate(zip(leaves, p_leaves)):
+        c = compute_dtype(u.dtype)
+        for d in node.dtypes(prep, i):
+            d = compute_dtype(d)
+            if d.itemsize > c.itemsize:
+                c = d
+        x, new = node.leaf(u.astype(c), prep, i, p)
+        outs.append(x.astype(u.dtype))
+        news.append(new)
+    new_state = node.finish(prep, news, lambda xs: jax.tree.unflatten(treedef, xs))
+    return jax.tree.unflatten(treedef, outs), new_state
+
+
+def _ew_init(params, *, node):
+    return node.init(params)
+
+
+def _ew_update(updates, state, params=None, *, node, **extra):
+    del extra
+    return checked_update(
+        lambda u, s, p: run(node, u, s, p), Bound(_ew_init, node=node), updates, state, params
+    )
+
+
+def from_node(node: Node) -> GradientTransformation:
+    """The gradient transformation that runs ``node``."""
+    return GradientTransformation(Bound(_ew_init, node=node), Bound(_ew_update, node=node))
+
+
+def elementwise(spec: Elementwise, **hyper) -> GradientTransformation:
+    """A gradient transformation for one elementwise stage."""
+    return from_node(Prim(spec, hyper))
+
+
+def node_of(tx) -> Node | None:
+    """The node of an elementwise gradopt transform, else None (optax's, wrappers...)."""
+    update = getattr(tx, "update", None)
+    if isinstance(update, Bound) and update.fn is _ew_update:
+        return update.kwargs["node"]
+    return None
+
+
+def scalar_dtype():
+    """float64 when 64-bit mode is on, else float32: the dtype of per-step scalars."""
+    return jax.dtypes.canonicalize_dtype(jnp.float64)
+
+
+def cast(value, like):
+    """A hyperparameter or ctx scalar in ``like``'s dtype (Python numbers stay weak)."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    return jnp.asarray(value).astype(like.dtype)
+
+
+__all__ = ["Elementwise", "Prim", "Seq", "Branch", "run", "elementwise", "from_node", "node_of"]
