@@ -5,9 +5,11 @@ the strategies generate the trees they promise; the kit's dependencies stay opti
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
@@ -312,3 +314,21 @@ def test_import_gradopt_needs_neither_chex_optax_nor_hypothesis():
         """
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+# ----------------------------------------------------------------------------
+# the docs page "Writing your own transform" runs as written
+
+DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
+
+
+def test_writing_your_own_transform_page_runs(capsys):
+    blocks = re.findall(r"^```python\n(.*?)^```", DOCS_PAGE.read_text(), re.DOTALL | re.MULTILINE)
+    assert len(blocks) >= 5, f"found {len(blocks)} python blocks in {DOCS_PAGE}"
+    namespace: dict = {"__name__": "docs_testing_page"}
+    # the page's users run with JAX's standard dtype promotion (optax.chain inside the kit)
+    with jax.numpy_dtype_promotion("standard"):
+        for i, code in enumerate(blocks):
+            exec(compile(code, f"testing.md block {i + 1}", "exec"), namespace)  # noqa: S102
+    out = capsys.readouterr().out
+    assert "loss after 100 steps" in out and "How to fix" in out
