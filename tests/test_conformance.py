@@ -1,18 +1,18 @@
 """The conformance battery: every entry of ``tests/registry.py`` against the protocol.
 
-For each transform: the state keeps its tree structure, shapes and dtypes from
-step to step; the second step reuses the first step's compilation; bfloat16
-params give finite bfloat16 updates that agree with a float32 run; the
-transform gives the same result alone, inside ``gradopt.chain`` and inside
-``optax.chain``; jit and no-jit agree (chex variants); building it inside
-``jax.vmap`` over its sweepable hyperparameters matches a Python loop over the
-same concrete values; entries that need ``params`` say so when called without
-them; entries with ``converges`` settings solve a quadratic and the Rosenbrock
-function. The public API is checked to have an entry for every transform.
+The protocol checks are the public kit's: :func:`gradopt.testing.check_transform`
+runs on every entry (state stable over steps and independent of the parameters'
+values, no recompilation on the second step, jit and no-jit agree, updates
+shaped like the gradient, finite bfloat16 updates, ``jax.vmap`` over a batch of
+states, the same result inside ``gradopt.chain`` and ``optax.chain``). Here,
+besides: bfloat16 updates agree with a float32 run; building the transform
+inside ``jax.vmap`` over its sweepable hyperparameters matches a Python loop
+over the same concrete values; equal configurations are equal; entries that
+need ``params`` say so when called without them; entries with ``converges``
+settings solve a quadratic and the Rosenbrock function. The public API is
+checked to have an entry for every transform.
 
-Trees are tiny and steps few. Each entry's float32 step is compiled once and
-shared by the tests that need a compiled step; the other checks run op by op,
-whose kernels JAX caches across entries.
+Trees are tiny and steps few.
 """
 
 from __future__ import annotations
@@ -20,18 +20,16 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
-import re
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
-from absl.testing import parameterized
 
 import gradopt
-from tests.registry import BY_NAME, NOT_TRANSFORMS, REGISTRY
+from gradopt.testing import check_transform
+from tests.registry import NOT_TRANSFORMS, REGISTRY
 
 ENTRIES = [pytest.param(e, id=e.name) for e in REGISTRY]
 N_STEPS = 3
@@ -134,151 +132,41 @@ def test_equal_configurations_are_equal_and_hash_alike(entry):
 
 
 # ----------------------------------------------------------------------------
-# shared per-entry functions (built once per entry, so tests reuse compilations)
-
-
-@functools.cache
-def update_fn(name):
-    """``(tx, step)``: the entry's transform and a step function that counts its traces.
-
-    ``step.traces`` lists the params dtype of every trace under ``jax.jit``
-    (one per compilation).
-    """
-    entry = BY_NAME[name]
-    tx = entry.make()
-
-    def step(updates, state, params):
-        leaf = jax.tree.leaves(params)[0]
-        if isinstance(leaf, jax.core.Tracer):
-            step.traces.append(leaf.dtype)
-        return entry.update(tx, updates, state, params)
-
-    step.traces = []
-    return tx, step
-
-
-@functools.cache
-def jitted_step(name):
-    return jax.jit(update_fn(name)[1])
-
-
-@functools.cache
-def eager_run(name):
-    """The entry's updates and final state, run op by op (no jit)."""
-    entry = BY_NAME[name]
-    tx, step = update_fn(name)
-    return run_steps(entry, tx, make_grads(), make_params(), step)
-
-
-@functools.cache
-def jit_run(name):
-    """The entry's updates and final state, each step compiled."""
-    entry = BY_NAME[name]
-    tx, _ = update_fn(name)
-    return run_steps(entry, tx, make_grads(), make_params(), jitted_step(name))
-
-
-# ----------------------------------------------------------------------------
-# state and compilation
+# the public kit, then what it does not cover
 
 
 @pytest.mark.parametrize("entry", ENTRIES)
-def test_state_is_stable_and_second_step_does_not_recompile(entry):
+def test_check_transform(entry):
+    """gradopt.testing.check_transform passes; bfloat16 updates are close to float32 ones."""
     params = make_params()
-    tx, step = update_fn(entry.name)
-    jstep = jitted_step(entry.name)
-    state0 = tx.init(params)
-    assert signature(jax.eval_shape(tx.init, params)) == signature(state0)
-    state = state0
-    for g in make_grads():
-        u, new = jstep(g, state, params)
-        assert signature(new) == signature(state), "the state changed structure, shape or dtype"
-        assert signature(u) == signature(params), "the updates are not shaped like the params"
-        chex.assert_tree_all_finite(u)
-        state = new
-    n = step.traces.count(jnp.dtype(jnp.float32))
-    assert n == 1, f"{entry.name}: {n} compilations for {N_STEPS} float32 steps"
-
-
-@pytest.mark.parametrize("entry", ENTRIES)
-def test_bfloat16_params_give_bfloat16_updates_close_to_float32(entry):
-    if not entry.low_precision:
-        pytest.skip("entry is not meant for low-precision params")
-    tx, _ = update_fn(entry.name)
-    p16 = make_params(jnp.bfloat16)
-    # op by op: the compiled float32 step is checked elsewhere, and eager ops are
-    # cached across entries, which is cheaper than one more compilation per entry
-    outs16, state16 = run_steps(entry, tx, make_grads(jnp.bfloat16), p16)
-    assert signature(state16) == signature(tx.init(p16))
-    outs32, _ = eager_run(entry.name)
-    for u in outs16:
-        assert signature(u) == signature(p16)
-    new = gradopt.apply_updates(p16, outs16[-1])
-    assert signature(new) == signature(p16)
-    chex.assert_tree_all_finite((outs16, new, state16))
-    chex.assert_trees_all_close(
-        jax.tree.map(lambda x: x.astype(jnp.float32), outs16), outs32, rtol=3e-2, atol=1e-2
+    result = check_transform(
+        entry.make(),
+        params,
+        pass_params=entry.needs_params,
+        extra_args=entry.extra_args,
+        steps=N_STEPS,
+        bfloat16=entry.low_precision,
     )
+    # the kit's default gradients are the ones make_grads builds (values exact in bfloat16)
+    chex.assert_trees_all_equal(result.grads, make_grads())
+    if entry.low_precision:
+        chex.assert_trees_all_close(
+            jax.tree.map(lambda x: x.astype(jnp.float32), result.bfloat16_updates),
+            result.updates,
+            rtol=3e-2,
+            atol=1e-2,
+        )
+        new = gradopt.apply_updates(make_params(jnp.bfloat16), result.bfloat16_updates[-1])
+        assert signature(new) == signature(make_params(jnp.bfloat16))
+        chex.assert_tree_all_finite(new)
 
 
 @pytest.mark.parametrize("entry", [p for p in ENTRIES if p.values[0].needs_params])
 def test_entries_that_need_params_say_so_when_called_without(entry):
-    tx, _ = update_fn(entry.name)
+    tx = entry.make()
     params = make_params()
     with pytest.raises(ValueError, match="needs the parameters"):
         tx.update(make_grads()[0], tx.init(params), None, **entry.extra_args)
-
-
-# ----------------------------------------------------------------------------
-# composition
-
-
-@pytest.mark.parametrize("entry", ENTRIES)
-def test_same_result_alone_and_inside_gradopt_chain(entry):
-    tx, _ = update_fn(entry.name)
-    alone, state = eager_run(entry.name)
-    chained_tx = gradopt.chain(gradopt.identity(), tx, gradopt.identity())
-    chained, chained_state = run_steps(entry, chained_tx, make_grads(), make_params())
-    chex.assert_trees_all_close(chained, alone, rtol=1e-6, atol=1e-7)
-    chex.assert_trees_all_close(chained_state[1], state, rtol=1e-6, atol=1e-7)
-
-
-@pytest.mark.parametrize("entry", ENTRIES)
-def test_same_result_alone_and_inside_optax_chain(entry):
-    if entry.extra_args:
-        pytest.skip("optax.chain drops extra arguments of transforms that are not optax's")
-    tx, _ = update_fn(entry.name)
-    alone, state = eager_run(entry.name)
-    chained_tx = optax.chain(optax.identity(), tx)
-    chained, chained_state = run_steps(entry, chained_tx, make_grads(), make_params())
-    chex.assert_trees_all_close(chained, alone, rtol=1e-6, atol=1e-7)
-    chex.assert_trees_all_close(chained_state[1], state, rtol=1e-6, atol=1e-7)
-
-
-# ----------------------------------------------------------------------------
-# jit / no-jit agreement (chex variants)
-
-
-def _test_name(name):
-    return re.sub(r"\W", "_", name)
-
-
-class JitAgreementTest(chex.TestCase):
-    """The step under ``self.variant`` agrees with the step run the other way.
-
-    The jitted variant is compared with an op-by-op run, the un-jitted one
-    with a compiled run.
-    """
-
-    @chex.variants(with_jit=True, without_jit=True)
-    @parameterized.named_parameters([(_test_name(e.name), e.name) for e in REGISTRY])
-    def test_jit_agreement(self, name):
-        entry = BY_NAME[name]
-        tx, step = update_fn(name)
-        outs, state = run_steps(entry, tx, make_grads(), make_params(), self.variant(step))
-        jitted = self.variant.type == chex.ChexVariantType.WITH_JIT
-        expected = eager_run(name) if jitted else jit_run(name)
-        chex.assert_trees_all_close((outs, state), expected, rtol=1e-5, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------

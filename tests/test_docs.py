@@ -23,7 +23,14 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 API = DOCS / "api"
 
 # Public modules whose names the API reference documents, besides ``gradopt`` itself.
-SUBMODULES = ("gradopt.schedules", "gradopt.data", "gradopt.compat.torch", "gradopt.compat.keras")
+SUBMODULES = (
+    "gradopt.schedules",
+    "gradopt.data",
+    "gradopt.compat.torch",
+    "gradopt.compat.keras",
+    "gradopt.testing",
+    "gradopt.testing.strategies",
+)
 
 _DIRECTIVE = re.compile(r"^:::\s+([\w.]+)\s*$", re.MULTILINE)
 _IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)")
