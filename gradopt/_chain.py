@@ -28,6 +28,7 @@ from gradopt._base import (
     call_update,
     check_same_shapes,
     check_same_structure,
+    compute_dtype,
     transform,
 )
 from gradopt._elementwise import Branch, Elementwise, Seq, elementwise, from_node, node_of, run
@@ -186,7 +187,7 @@ def _branch_update(updates, state, params=None, *, transforms, join, **extra):
 
 def _join_leaf(join, u, xs):
     u = jnp.asarray(u)
-    c = jnp.promote_types(jnp.float32, u.dtype) if u.dtype.itemsize < 4 else u.dtype
+    c = compute_dtype(u.dtype)
     return join(*(jnp.asarray(x).astype(c) for x in xs)).astype(u.dtype)
 
 
