@@ -44,8 +44,8 @@ def _adam_core(b1, b2, eps, mu_dtype, nu_dtype, amsgrad=False):
 def _adam_with_l2(where, learning_rate, b1, b2, eps, weight_decay, mu_dtype, nu_dtype, amsgrad):
     """Validate, then ``chain(add_decayed_weights(wd), chain(adam core, learning rate))``."""
     _check_common(where, learning_rate, b1, b2, eps, weight_decay)
-    check_dtype(where, mu_dtype)
-    check_dtype(where, nu_dtype)
+    check_dtype(where, mu_dtype, "mu_dtype")
+    check_dtype(where, nu_dtype, "nu_dtype")
     return with_l2(
         weight_decay,
         *_adam_core(b1, b2, eps, mu_dtype, nu_dtype, amsgrad=amsgrad),
@@ -154,8 +154,8 @@ def adamw(
     """
     where = "gradopt.adamw"
     _check_common(where, learning_rate, b1, b2, eps, weight_decay)
-    check_dtype(where, mu_dtype)
-    check_dtype(where, nu_dtype)
+    check_dtype(where, mu_dtype, "mu_dtype")
+    check_dtype(where, nu_dtype, "nu_dtype")
     return chain(
         *_adam_core(b1, b2, eps, mu_dtype, nu_dtype),
         add_decayed_weights(weight_decay, mask=mask),
@@ -304,8 +304,8 @@ def nadam(
     """
     where = "gradopt.nadam"
     _check_common(where, learning_rate, b1, b2, eps, weight_decay)
-    check_dtype(where, mu_dtype)
-    check_dtype(where, nu_dtype)
+    check_dtype(where, mu_dtype, "mu_dtype")
+    check_dtype(where, nu_dtype, "nu_dtype")
     return with_l2(
         weight_decay,
         scale_by_nesterov_ema(b1, momentum_decay=momentum_decay, dtype=mu_dtype),

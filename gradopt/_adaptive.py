@@ -6,6 +6,11 @@ chain, else the incoming updates) and divides the incoming updates by a
 per-coordinate scale. The full update rules are on the named optimizers
 (:func:`gradopt.adagrad`, :func:`gradopt.rmsprop`, :func:`gradopt.adadelta`,
 :func:`gradopt.adam`, :func:`gradopt.adamax`).
+
+Statistics of ``g**2`` saturate at the largest finite value of their storage
+dtype instead of overflowing (a finite gradient above 1.8e19 in float32), so
+a huge but finite gradient never makes the state inf or the updates NaN, and
+the statistic decays back at its rate (``docs/guarantees.md``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from gradopt._moments import (
     check_eps,
     one_minus,
     one_minus_power,
+    root_of_max,
+    saturate,
     state_zeros,
     wider,
 )
@@ -85,7 +92,7 @@ def _sos_update(
     def acc(g, s):
         c = wider(g.dtype, s.dtype)
         gc = g.astype(c)
-        return s.astype(c) + gc * gc
+        return saturate(s.astype(c) + saturate(gc * gc, s.dtype), s.dtype)
 
     new = tree_map(acc, grads, state.sum_of_squares, what="grads")
 
@@ -159,11 +166,17 @@ def _rms_init(params, *, decay, eps, eps_inside_sqrt, centered, debias, amsgrad,
 
 
 def _moving(decay, square):
+    """Moving average of ``g**2`` (saturating) or of ``g`` (clipped where ``g**2`` saturates)."""
+
     def leaf(g, m):
         c = wider(g.dtype, m.dtype)
         gc = g.astype(c)
-        x = gc * gc if square else gc
-        return hyper(decay, gc) * m.astype(c) + one_minus(decay, gc) * x
+        if square:
+            x = saturate(gc * gc, m.dtype)
+        else:  # the centred mean: keep mean**2 <= the moving average of g**2
+            x = jnp.clip(gc, -root_of_max(m.dtype), root_of_max(m.dtype))
+        new = hyper(decay, gc) * m.astype(c) + one_minus(decay, gc) * x
+        return saturate(new, m.dtype) if square else new
 
     return leaf
 
@@ -196,13 +209,13 @@ def _rms_update(
         c = wider(u.dtype, v.dtype)
         v = v.astype(c)
         if debias:
-            v = v / one_minus_power(decay, count, v)
+            v = saturate(v / one_minus_power(decay, count, v), c)
         if centered:
             mu = rest[0].astype(c)
             if debias:
                 mu = mu / one_minus_power(decay, count, mu)
             # nu - mean**2 >= 0 in exact arithmetic; clamp the rounding error.
-            v = jnp.maximum(v - mu * mu, 0)
+            v = jnp.maximum(v - saturate(mu * mu, c), 0)
         return (u.astype(c) / _root(v, eps, eps_inside_sqrt)).astype(u.dtype)
 
     second = nu_max if amsgrad else nu

@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from gradopt._checks import check_gradients
+
 PyTree = Any
 Params = Any
 Updates = Any
@@ -159,6 +161,7 @@ def _chain_update(updates, state, params=None, *, transforms, **extra):
             f"{f' with {len(state)} entries' if isinstance(state, tuple) else ''}. Pass the state "
             "returned by this chain's own init (or by its previous update)."
         )
+    updates = check_gradients(updates, params)
     extra = {**extra, "grads": updates}
     new_state = []
     for tx, s in zip(transforms, state, strict=True):
@@ -193,6 +196,7 @@ def _named_chain_update(updates, state, params=None, *, names, transforms, **ext
             f"named_chain with stages {list(names)} got a state with keys {got}. Pass the state "
             "returned by this chain's own init."
         )
+    updates = check_gradients(updates, params)
     extra = {**extra, "grads": updates}
     new_state = {}
     for name, tx in zip(names, transforms, strict=True):
@@ -262,8 +266,14 @@ def tree_map(
 
     The structures must be equal, and, unless ``same_shapes=False`` (a mask of
     booleans, say), so must the shapes of corresponding leaves; a mismatch
-    raises a ValueError that names both.
+    raises a ValueError that names both. Updates and grads must be floating
+    point (:func:`gradopt._checks.check_gradients`); Python scalar leaves are
+    turned into arrays.
     """
+    if what in ("updates", "grads"):
+        tree = check_gradients(tree, what=what)
+    if same_shapes:
+        rest = tuple(jax.tree.map(_scalar_as_array, other) for other in rest)
     for other in rest:
         check_same_structure(tree, other, what=what, reference_what=rest_what)
         if same_shapes:
@@ -271,13 +281,22 @@ def tree_map(
     return jax.tree.map(fn, tree, *rest)
 
 
+def _scalar_as_array(x):
+    """A Python int or float leaf as an array; anything else unchanged."""
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return jnp.asarray(x)
+    return x
+
+
 def apply_updates(params: Params, updates: Updates) -> Params:
     """Return ``params + updates``, each result cast to its parameter's dtype.
 
     The sign lives in the transforms: a descent step's updates are already
-    negative multiples of the gradient.
+    negative multiples of the gradient. Structures and leaf shapes must match
+    (a ValueError names the first leaf that differs; JAX would broadcast).
     """
     check_same_structure(updates, params, what="updates", reference_what="params")
+    check_same_shapes(updates, params, what="updates", reference_what="params")
 
     def add(p, u):
         if p is None:

@@ -48,7 +48,7 @@ def check_eps(where: str, value, name: str = "eps") -> None:
     )
 
 
-def check_dtype(where: str, dtype) -> None:
+def check_dtype(where: str, dtype, name: str = "dtype") -> None:
     if dtype is None:
         return
     try:
@@ -57,14 +57,33 @@ def check_dtype(where: str, dtype) -> None:
         ok = False
     if not ok:
         raise TypeError(
-            f"{where}: dtype must be None or a floating dtype such as jnp.bfloat16 or "
+            f"{where}: {name} must be None or a floating dtype such as jnp.bfloat16 or "
             f"jnp.float32, got {dtype!r}."
         )
 
 
 def wider(*dtypes) -> jnp.dtype:
-    """The widest compute dtype among ``dtypes`` (float32 at least for floats)."""
-    return max((compute_dtype(d) for d in dtypes), key=lambda d: jnp.dtype(d).itemsize)
+    """The widest compute dtype among ``dtypes`` (float32 at least; floats before integers)."""
+    return max(
+        (compute_dtype(d) for d in dtypes),
+        key=lambda d: (jnp.issubdtype(d, jnp.floating), jnp.dtype(d).itemsize),
+    )
+
+
+def saturate(x, dtype):
+    """``min(x, largest finite value of dtype)``: squares and their sums saturate.
+
+    A finite gradient above ``sqrt(max)`` (1.8e19 in float32 and bfloat16) has
+    a square that overflows to inf; the second-moment statistics keep the
+    dtype's largest finite value instead (as step counters saturate), so they
+    stay finite and decay back at their rate. NaN stays NaN.
+    """
+    return jnp.minimum(x, jnp.finfo(dtype).max.astype(x.dtype))
+
+
+def root_of_max(dtype) -> float:
+    """``sqrt`` of the largest finite value of ``dtype``, a little below, as a Python float."""
+    return math.sqrt(float(jnp.finfo(dtype).max)) * (1 - 2**-20)
 
 
 def one_minus(decay, like):
@@ -152,7 +171,8 @@ def _ema_sq_update(updates, state, params=None, *, decay, dtype, **extra):
     def leaf(g, v):
         c = wider(g.dtype, v.dtype)
         gc, vc = g.astype(c), v.astype(c)
-        return hyper(decay, gc) * vc + one_minus(decay, gc) * gc * gc
+        new = hyper(decay, gc) * vc + one_minus(decay, gc) * saturate(gc * gc, v.dtype)
+        return saturate(new, v.dtype)
 
     check_same_structure(updates, state.ema, what="updates", reference_what="state")
     new = tree_map(leaf, grads, state.ema, what="grads")
