@@ -268,10 +268,9 @@ def test_onecycle_single_warmup_step_is_finite(total, anneal, three_phase):
     sched = schedules.onecycle(
         1.0, total, pct_start=1 / total, anneal=anneal, three_phase=three_phase
     )
-    steps = jnp.arange(total + 2)
-    for values in (sched(steps), jax.jit(sched)(steps)):
-        assert bool(jnp.all(jnp.isfinite(values))), values
-        assert float(values[0]) == 1.0  # the rise is over at step 0: the peak
+    values = sched(jnp.arange(12))  # one shape for every case; jit: see the boundary test
+    assert bool(jnp.all(jnp.isfinite(values))), values
+    assert float(values[0]) == 1.0  # the rise is over at step 0: the peak
     if total > 1:  # the last step is the final value, initial / final_div_factor
         np.testing.assert_allclose(sched(total - 1), 1.0 / 25.0 / 1e4, rtol=1e-5, atol=1e-7)
 
@@ -304,8 +303,8 @@ def test_staircase_schedules_are_exact_under_jit(kind):
     make, exact = _staircase_table()[kind]
     # Step sizes whose float32 reciprocal is inexact (41 * float32(1/41) < 1) and a
     # few others, as integers and as floats (the float path is corrected, not divided).
-    ints = [1, 2, 3, 7, 10, 41, 47, 55, 61, 82, 83, 94, 97, 1000, 4097]
-    sizes = ints + [float(s) for s in (3, 41, 47, 97, 4097)]
+    ints = [1, 3, 7, 41, 47, 55, 61, 82, 83, 94, 97, 4097]
+    sizes = ints + [float(s) for s in (41, 97, 4097)]
     multiples = (1, 2, 3, 4, 49)
     steps = {s: np.array([n * int(s) + d for n in multiples for d in (-1, 0, 1)]) for s in sizes}
 
@@ -321,7 +320,8 @@ def test_staircase_schedules_are_exact_under_jit(kind):
 
 
 def _around(*points):
-    return sorted({max(int(p) + d, 0) for p in points for d in (-1, 0, 1)})
+    """The step before each boundary and the boundary itself."""
+    return sorted({max(int(p) + d, 0) for p in points for d in (-1, 0)})
 
 
 # name -> (schedule, boundary steps). Every public schedule appears at least once.
