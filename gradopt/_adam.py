@@ -49,8 +49,8 @@ def _adam_core(b1, b2, eps, mu_dtype, nu_dtype, amsgrad=False):
 def _adam_with_l2(where, learning_rate, b1, b2, eps, weight_decay, mu_dtype, nu_dtype, amsgrad):
     """Validate, then ``chain(add_decayed_weights(wd), adam core, learning rate)``."""
     _check_common(where, learning_rate, b1, b2, eps, weight_decay)
-    check_dtype(where, mu_dtype)
-    check_dtype(where, nu_dtype)
+    check_dtype(where, mu_dtype, "mu_dtype")
+    check_dtype(where, nu_dtype, "nu_dtype")
     return with_l2(
         weight_decay,
         _adam_core(b1, b2, eps, mu_dtype, nu_dtype, amsgrad=amsgrad),
@@ -167,8 +167,8 @@ def adamw(
     """
     where = "gradopt.adamw"
     _check_common(where, learning_rate, b1, b2, eps, weight_decay)
-    check_dtype(where, mu_dtype)
-    check_dtype(where, nu_dtype)
+    check_dtype(where, mu_dtype, "mu_dtype")
+    check_dtype(where, nu_dtype, "nu_dtype")
     return chain(
         _adam_core(b1, b2, eps, mu_dtype, nu_dtype),
         add_decayed_weights(weight_decay, mask=mask),
@@ -266,7 +266,7 @@ def adamax(
     where = "gradopt.adamax"
     _check_common(where, learning_rate, b1, b2, eps, weight_decay)
     check_flag(where, "eps_inside_max", eps_inside_max)
-    check_dtype(where, mu_dtype)
+    check_dtype(where, mu_dtype, "mu_dtype")
     return with_l2(
         weight_decay,
         divide(
@@ -324,8 +324,8 @@ def nadam(
     """
     where = "gradopt.nadam"
     _check_common(where, learning_rate, b1, b2, eps, weight_decay)
-    check_dtype(where, mu_dtype)
-    check_dtype(where, nu_dtype)
+    check_dtype(where, mu_dtype, "mu_dtype")
+    check_dtype(where, nu_dtype, "nu_dtype")
     return with_l2(
         weight_decay,
         divide(

@@ -9,6 +9,12 @@ gradient by it (Adam: ``divide(chain(ema(b1), bias_correction(b1)),
 root_mean_square(b2, eps=eps, debias=True))``). The full update rules are on
 the named optimizers (:func:`gradopt.adagrad`, :func:`gradopt.rmsprop`,
 :func:`gradopt.adadelta`, :func:`gradopt.adam`, :func:`gradopt.adamax`).
+
+Statistics of ``g**2`` saturate at the largest finite value of their compute
+dtype instead of overflowing (a finite gradient above 1.8e19 in float32), and
+at that of their storage dtype when stored, so a huge but finite gradient never
+makes the state inf or the updates NaN, and the statistic decays back at its
+rate (``docs/guarantees.md``).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from gradopt._moments import (
     check_eps,
     one_minus,
     one_minus_power,
+    root_of_max,
+    saturate,
     state_zeros,
 )
 
@@ -41,6 +49,11 @@ def _root(x, eps, eps_inside):
 
 def _moving(decay, x, m):
     return hyper(decay, x) * m + one_minus(decay, x) * x
+
+
+def _moving_square(decay, x, m):
+    """The moving average of ``x**2``, saturating at the dtype's largest finite value."""
+    return saturate(_moving(decay, saturate(x * x, x.dtype), m), x.dtype)
 
 
 # ----------------------------------------------------------------------------
@@ -65,7 +78,7 @@ def _sos_init(params, *, eps, initial_accumulator_value, eps_inside_sqrt):
 
 def _sos_leaf(x, fields, ctx, p, *, eps, initial_accumulator_value, eps_inside_sqrt):
     del ctx, p, initial_accumulator_value
-    s = fields["sum_of_squares"] + x * x
+    s = saturate(fields["sum_of_squares"] + saturate(x * x, x.dtype), x.dtype)
     return x / _root(s, eps, eps_inside_sqrt), {"sum_of_squares": s}
 
 
@@ -149,20 +162,23 @@ def _rms_step(state, *, decay, eps, eps_inside_sqrt, centered, debias, amsgrad, 
 
 def _rms_denominator(x, fields, ctx, *, decay, eps, eps_inside_sqrt, centered, debias, amsgrad):
     """The new statistics and ``sqrt(nu_hat) + eps`` (or ``sqrt(nu_hat + eps)``)."""
-    nu = _moving(decay, x * x, fields["nu"])
+    nu = _moving_square(decay, x, fields["nu"])
     new = {"nu": nu}
     second = nu
     if amsgrad:
         second = new["nu_max"] = jnp.maximum(nu, fields["nu_max"])
     if centered:
-        mean = new["mean"] = _moving(decay, x, fields["mean"])
+        # the mean of g, clipped where g**2 saturates, so that mean**2 <= nu
+        bound = root_of_max(x.dtype)
+        mean = new["mean"] = _moving(decay, jnp.clip(x, -bound, bound), fields["mean"])
         if debias:
             inverse = cast(ctx[0], x)
-            second, mean = second * inverse, mean * inverse
+            second, mean = saturate(second * inverse, x.dtype), mean * inverse
         # nu - mean**2 >= 0 in exact arithmetic; clamp the rounding error.
-        return _root(jnp.maximum(second - mean * mean, 0), eps, eps_inside_sqrt), new
+        variance = jnp.maximum(second - saturate(mean * mean, x.dtype), 0)
+        return _root(variance, eps, eps_inside_sqrt), new
     if debias and eps_inside_sqrt:
-        return jnp.sqrt(second * cast(ctx[0], x) + hyper(eps, x)), new
+        return jnp.sqrt(saturate(second * cast(ctx[0], x), x.dtype) + hyper(eps, x)), new
     if debias:
         # sqrt(nu / c) as sqrt(nu) * rsqrt(c): one root per element, no division.
         return jnp.sqrt(second) * cast(ctx[1], x) + hyper(eps, x), new
@@ -284,9 +300,9 @@ def _adadelta_init(params, *, rho, eps):
 def _adadelta_leaf(x, fields, ctx, p, *, rho, eps):
     del ctx, p
     e = hyper(eps, x)
-    grad_sq = _moving(rho, x * x, fields["grad_sq"])
+    grad_sq = _moving_square(rho, x, fields["grad_sq"])
     dx = jnp.sqrt(fields["delta_sq"] + e) / jnp.sqrt(grad_sq + e) * x
-    delta_sq = _moving(rho, dx * dx, fields["delta_sq"])
+    delta_sq = _moving_square(rho, dx, fields["delta_sq"])
     return dx, {"grad_sq": grad_sq, "delta_sq": delta_sq}
 
 

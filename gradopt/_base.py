@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from gradopt._checks import check_gradients
+
 PyTree = Any
 Params = Any
 Updates = Any
@@ -129,14 +131,19 @@ _expected_cache: dict[Any, Any] = {}
 
 
 def _signature(tree, with_dtypes: bool):
+    """Tree structure and, with ``with_dtypes``, the leaves' dtypes.
+
+    Shapes are left to the per-leaf checks of the updates, which name the leaf.
+    """
     leaves, treedef = jax.tree.flatten(tree)
-    return treedef, tuple(
-        (tuple(jnp.shape(x)), str(jnp.result_type(x)) if with_dtypes else None) for x in leaves
-    )
+    return treedef, tuple(str(jnp.result_type(x)) if with_dtypes else None for x in leaves)
 
 
 def _expected_state(init, like, with_dtypes: bool):
-    key_like = _signature(like, True)
+    key_like = (
+        jax.tree.structure(like),
+        tuple((jnp.shape(x), str(jnp.result_type(x))) for x in jax.tree.leaves(like)),
+    )
     try:
         key = (init, key_like, with_dtypes)
         hash(key)
@@ -156,9 +163,10 @@ def _expected_state(init, like, with_dtypes: bool):
 def check_state(init, state, updates, params) -> None:
     """Raise a ValueError unless ``state`` is shaped as ``init`` builds it.
 
-    Compares the tree structure (which includes the state's NamedTuple types),
-    the shapes and, when ``params`` are given, the dtypes with those of
-    ``init(params)`` (evaluated abstractly, once per configuration and tree).
+    Compares the tree structure (which includes the state's NamedTuple types)
+    and, when ``params`` are given, the dtypes with those of ``init(params)``
+    (evaluated abstractly, once per configuration and tree). Shapes are checked
+    leaf by leaf where the updates meet the state, naming the leaf.
     """
     like = updates if params is None else params
     want_def, want = _expected_state(init, like, params is not None)
@@ -178,6 +186,7 @@ def check_state(init, state, updates, params) -> None:
 def checked_update(fn, init, updates, state, params=None, **extra):
     """Run ``fn`` after checking ``state`` against ``init``, once per outermost call."""
     if _depth[0] == 0:
+        updates = check_gradients(updates, params)
         check_state(init, state, updates, params)
     _depth[0] += 1
     try:
@@ -232,8 +241,14 @@ def tree_map(
 
     The structures must be equal, and, unless ``same_shapes=False`` (a mask of
     booleans, say), so must the shapes of corresponding leaves; a mismatch
-    raises a ValueError that names both.
+    raises a ValueError that names both. Updates and grads must be floating
+    point (:func:`gradopt._checks.check_gradients`); Python scalar leaves are
+    turned into arrays.
     """
+    if what in ("updates", "grads"):
+        tree = check_gradients(tree, what=what)
+    if same_shapes:
+        rest = tuple(jax.tree.map(_scalar_as_array, other) for other in rest)
     for other in rest:
         check_same_structure(tree, other, what=what, reference_what=rest_what)
         if same_shapes:
@@ -241,13 +256,22 @@ def tree_map(
     return jax.tree.map(fn, tree, *rest)
 
 
+def _scalar_as_array(x):
+    """A Python int or float leaf as an array; anything else unchanged."""
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return jnp.asarray(x)
+    return x
+
+
 def apply_updates(params: Params, updates: Updates) -> Params:
     """Return ``params + updates``, each result cast to its parameter's dtype.
 
     The sign lives in the transforms: a descent step's updates are already
-    negative multiples of the gradient.
+    negative multiples of the gradient. Structures and leaf shapes must match
+    (a ValueError names the first leaf that differs; JAX would broadcast).
     """
     check_same_structure(updates, params, what="updates", reference_what="params")
+    check_same_shapes(updates, params, what="updates", reference_what="params")
 
     def add(p, u):
         if p is None:

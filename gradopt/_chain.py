@@ -31,6 +31,7 @@ from gradopt._base import (
     compute_dtype,
     transform,
 )
+from gradopt._checks import check_gradients
 from gradopt._elementwise import Branch, Elementwise, Seq, elementwise, from_node, node_of, run
 
 
@@ -98,6 +99,7 @@ def _chain_init(params, *, transforms):
 
 
 def _chain_update(updates, state, params=None, *, transforms, **extra):
+    updates = check_gradients(updates, params)
     updates, new_states = _run_stages(transforms, list(state), updates, params, extra)
     return updates, tuple(new_states)
 
@@ -132,6 +134,7 @@ def _named_chain_init(params, *, names, transforms):
 
 
 def _named_chain_update(updates, state, params=None, *, names, transforms, **extra):
+    updates = check_gradients(updates, params)
     states = [state[name] for name in names]
     updates, new_states = _run_stages(transforms, states, updates, params, extra)
     return updates, dict(zip(names, new_states, strict=True))
@@ -171,6 +174,7 @@ def _branch_init(params, *, transforms, join):
 
 
 def _branch_update(updates, state, params=None, *, transforms, join, **extra):
+    updates = check_gradients(updates, params)
     outs, new_states = [], []
     for tx, s in zip(transforms, state, strict=True):
         out, s = call_update(tx, updates, s, params, extra)

@@ -8,10 +8,12 @@ cannot be inspected and are accepted as they are.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -29,13 +31,17 @@ def concrete_value(value: Any) -> float | None:
 
 
 def _is_number_like(value: Any) -> bool:
+    """A real number: a Python int or float, or an array of a real numeric dtype."""
     if isinstance(value, (bool, str, bytes)) or value is None:
         return False
     if isinstance(value, (int, float)):
         return True
     shape = getattr(value, "shape", None)
     dtype = getattr(value, "dtype", None)
-    return shape is not None and dtype is not None and np.issubdtype(np.dtype(dtype), np.number)
+    if shape is None or dtype is None:
+        return False
+    dtype = np.dtype(dtype)
+    return np.issubdtype(dtype, np.number) and not np.issubdtype(dtype, np.complexfloating)
 
 
 def check_scalar(
@@ -72,20 +78,28 @@ def check_scalar(
     x = concrete_value(value)
     if x is None:
         return
+    hint = f" {fix}" if fix else ""
+    interval = _interval(low, high, low_open, high_open)
+    if (low is not None or high is not None) and not math.isfinite(x):
+        raise ValueError(
+            f"{where}: {name} must be a finite number in {interval}, got {value!r}.{hint}"
+        )
     ok = not math.isnan(x)
     if ok and low is not None:
         ok = x > low if low_open else x >= low
     if ok and high is not None:
         ok = x < high if high_open else x <= high
     if not ok:
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
-        hint = f" {fix}" if fix else ""
-        raise ValueError(
-            f"{where}: {name} must be in {left}{lo}, {hi}{right}, got {value!r}.{hint}"
-        )
+        raise ValueError(f"{where}: {name} must be in {interval}, got {value!r}.{hint}")
+
+
+def _interval(low, high, low_open: bool, high_open: bool) -> str:
+    """``[0, 1)``, ``(0, inf)``: an unbounded side is open."""
+    left = "(" if low_open or low is None else "["
+    right = ")" if high_open or high is None else "]"
+    lo = "-inf" if low is None else f"{low:g}"
+    hi = "inf" if high is None else f"{high:g}"
+    return f"{left}{lo}, {hi}{right}"
 
 
 def check_learning_rate(where: str, value: Any, name: str = "learning_rate") -> None:
@@ -117,3 +131,53 @@ def check_choice(where: str, name: str, value: Any, allowed: tuple[Any, ...]) ->
         raise ValueError(
             f"{where}: {name} must be one of {', '.join(map(repr, allowed))}, got {value!r}."
         )
+
+
+# ----------------------------------------------------------------------------
+# gradients
+
+
+@functools.lru_cache(maxsize=64)
+def _is_float(dtype) -> bool:
+    return bool(jnp.issubdtype(dtype, jnp.floating))
+
+
+def check_gradients(updates: Any, params: Any = None, *, what: str = "updates") -> Any:
+    """Check a gradient tree; return it with Python scalar leaves as arrays.
+
+    Every leaf must have a floating dtype: an integer, unsigned or boolean
+    gradient raises a TypeError naming the leaf, its dtype and the fix (an
+    integer update cannot hold a fraction of a step, so computing with it would
+    silently round). With ``params`` of the same tree structure, each leaf must
+    have its parameter's shape (a ValueError naming the leaf and both shapes;
+    JAX would otherwise broadcast). Checks run at trace time and cost nothing
+    in the compiled step.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(updates)
+    converted = False
+    for i, (path, leaf) in enumerate(leaves):
+        if isinstance(leaf, (int, float)) and not isinstance(leaf, bool):
+            leaves[i] = (path, jnp.asarray(leaf))
+            converted = True
+        dtype = jnp.dtype(bool) if isinstance(leaf, bool) else getattr(leaves[i][1], "dtype", None)
+        if dtype is not None and not _is_float(dtype):
+            where = jax.tree_util.keystr(path) or "(root)"
+            raise TypeError(
+                f"The {what} leaf at {where} has dtype {jnp.dtype(dtype).name}, but gradients "
+                "must be floating point (float16, bfloat16, float32 or float64): an integer or "
+                "boolean gradient would round every fractional step. Cast the gradients to the "
+                "parameters' dtypes first: jax.tree.map(lambda g, p: g.astype(p.dtype), grads, "
+                "params)."
+            )
+    if converted:
+        updates = jax.tree_util.tree_unflatten(treedef, [leaf for _, leaf in leaves])
+    if params is not None and jax.tree.structure(params) == treedef:
+        for (path, leaf), p in zip(leaves, jax.tree.leaves(params), strict=True):
+            got, want = jnp.shape(leaf), jnp.shape(p)
+            if got != want:
+                raise ValueError(
+                    f"The {what} leaf at {jax.tree_util.keystr(path) or '(root)'} has shape "
+                    f"{got}, but the params leaf there has shape {want}. Pass {what} with the "
+                    "shapes of the parameters (JAX would broadcast them silently)."
+                )
+    return updates

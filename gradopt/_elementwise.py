@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from gradopt._base import Bound, GradientTransformation, checked_update, compute_dtype
+from gradopt._checks import check_gradients
 
 
 class Elementwise(NamedTuple):
@@ -103,7 +104,7 @@ class Prim(Node):
         trees = {}
         for name, old in fields.items():
             if old is not None:
-                stored = [n[name].astype(o.dtype) for n, o in zip(news, old, strict=True)]
+                stored = [_store(n[name], o.dtype) for n, o in zip(news, old, strict=True)]
                 trees[name] = unflatten(stored)
         return state._replace(**trees, **scalars)
 
@@ -163,6 +164,19 @@ class Branch(Seq):
         return self.join(*outs), tuple(news)
 
 
+def _store(x, dtype):
+    """``x`` cast to a state's storage dtype, saturating at its largest finite value.
+
+    A statistic computed in float32 for float16 storage (or a velocity that
+    outgrows the dtype) keeps the largest finite value instead of becoming
+    inf; NaN stays NaN.
+    """
+    if x.dtype != dtype and jnp.issubdtype(dtype, jnp.floating):
+        big = jnp.finfo(dtype).max.astype(x.dtype)
+        x = jnp.clip(x, -big, big)
+    return x.astype(dtype)
+
+
 def _check_tuple(state, n, what):
     if not isinstance(state, tuple) or len(state) != n:
         raise ValueError(
@@ -205,22 +219,11 @@ def _paths(treedef):
     ]
 
 
-def _float_leaf(u, treedef, i):
-    u = jnp.asarray(u)
-    if not jnp.issubdtype(u.dtype, jnp.inexact) or jnp.issubdtype(u.dtype, jnp.complexfloating):
-        raise TypeError(
-            f"The updates leaf at {_paths(treedef)[i]} has dtype {u.dtype}; gradopt's "
-            "optimizers take real floating-point gradients (float16, bfloat16, float32, "
-            "float64). Cast the gradient to its parameter's dtype, e.g. jax.tree.map(lambda g, p: "
-            "g.astype(p.dtype), grads, params)."
-        )
-    return u
-
-
 def run(node: Node, updates, state, params):
     """Apply ``node`` to ``updates``: one expression per leaf, one pass over the tree."""
+    updates = check_gradients(updates, params)
     leaves, treedef = jax.tree.flatten(updates)
-    leaves = [_float_leaf(u, treedef, i) for i, u in enumerate(leaves)]
+    leaves = [jnp.asarray(u) for u in leaves]
     shapes = [u.shape for u in leaves]
     flatten = _flattener(treedef, shapes)
     if node.needs_params():

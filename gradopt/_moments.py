@@ -45,7 +45,7 @@ def check_eps(where: str, value, name: str = "eps") -> None:
     )
 
 
-def check_dtype(where: str, dtype) -> None:
+def check_dtype(where: str, dtype, name: str = "dtype") -> None:
     if dtype is None:
         return
     try:
@@ -54,14 +54,33 @@ def check_dtype(where: str, dtype) -> None:
         ok = False
     if not ok:
         raise TypeError(
-            f"{where}: dtype must be None or a floating dtype such as jnp.bfloat16 or "
+            f"{where}: {name} must be None or a floating dtype such as jnp.bfloat16 or "
             f"jnp.float32, got {dtype!r}."
         )
 
 
 def wider(*dtypes) -> jnp.dtype:
-    """The widest compute dtype among ``dtypes`` (float32 at least for floats)."""
-    return max((compute_dtype(d) for d in dtypes), key=lambda d: jnp.dtype(d).itemsize)
+    """The widest compute dtype among ``dtypes`` (float32 at least; floats before integers)."""
+    return max(
+        (compute_dtype(d) for d in dtypes),
+        key=lambda d: (jnp.issubdtype(d, jnp.floating), jnp.dtype(d).itemsize),
+    )
+
+
+def saturate(x, dtype):
+    """``min(x, largest finite value of dtype)``: squares and their sums saturate.
+
+    A finite gradient above ``sqrt(max)`` (1.8e19 in float32 and bfloat16) has
+    a square that overflows to inf; the second-moment statistics keep the
+    dtype's largest finite value instead (as step counters saturate), so they
+    stay finite and decay back at their rate. NaN stays NaN.
+    """
+    return jnp.minimum(x, jnp.finfo(dtype).max.astype(x.dtype))
+
+
+def root_of_max(dtype) -> float:
+    """``sqrt`` of the largest finite value of ``dtype``, a little below, as a Python float."""
+    return math.sqrt(float(jnp.finfo(dtype).max)) * (1 - 2**-20)
 
 
 def one_minus(decay, like):
@@ -116,7 +135,8 @@ def _ema_leaf(x, fields, ctx, p, *, decay, dtype):
 
 def _ema_sq_leaf(x, fields, ctx, p, *, decay, dtype):
     del ctx, p, dtype
-    v = hyper(decay, x) * fields["ema"] + one_minus(decay, x) * (x * x)
+    v = hyper(decay, x) * fields["ema"] + one_minus(decay, x) * saturate(x * x, x.dtype)
+    v = saturate(v, x.dtype)
     return v, {"ema": v}
 
 

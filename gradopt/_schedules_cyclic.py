@@ -17,6 +17,7 @@ from gradopt._schedules_common import (
     as_float,
     check_nonnegative,
     check_positive,
+    mod_steps,
     shift_steps,
 )
 
@@ -27,10 +28,11 @@ def _half_cosine(fraction):
 
 
 def _cosine(count, *, init_value, decay_steps, end_value, cyclic):
-    k = as_float(count)
     steps = as_float(decay_steps)
-    if not cyclic:
-        k = jnp.minimum(k, steps)
+    if cyclic:  # the cosine has period 2T: reduce the step first (in integers if it is one)
+        k = mod_steps(count, 2 * decay_steps)
+    else:
+        k = jnp.minimum(as_float(count), steps)
     init, end = as_float(init_value), as_float(end_value)
     return end + (init - end) * _half_cosine(k / steps)
 
@@ -44,7 +46,8 @@ def cosine(init_value, decay_steps, end_value=0.0, *, cyclic=False) -> Bound:
     ``T`` steps, as Keras ``CosineDecay(init_value, T, alpha)`` does with
     ``end_value = alpha * init_value``. With ``cyclic=True`` the ``min`` is
     dropped and the value follows the cosine back up to ``init_value`` at
-    ``2 T`` and so on: torch ``CosineAnnealingLR(T_max=T, eta_min=end_value)``
+    ``2 T`` and so on (the step is reduced modulo ``2 T`` in integers first, so
+    the phase is exact at any step): torch ``CosineAnnealingLR(T_max=T, eta_min=end_value)``
     (whose closed form is this formula at every step). For warm restarts see
     :func:`cosine_with_restarts`; for Keras' ``warmup_target`` see :func:`warmup`.
 
@@ -235,7 +238,11 @@ def _onecycle(
     value = None
     starts = [jnp.zeros_like(total)] + [end for end, _, _ in phases[:-1]]
     for (end_step, lo, hi), start_step in reversed(list(zip(phases, starts, strict=True))):
-        phase_value = _anneal(lo, hi, (k - start_step) / (end_step - start_step), anneal)
+        # A phase of zero length (pct_start * total_steps == 1) has reached its end.
+        length = end_step - start_step
+        fraction = (k - start_step) / jnp.where(length > 0, length, 1.0)
+        fraction = jnp.where(length > 0, fraction, 1.0)
+        phase_value = _anneal(lo, hi, fraction, anneal)
         value = phase_value if value is None else jnp.where(k <= end_step, phase_value, value)
     return value
 
@@ -269,7 +276,9 @@ def onecycle(
 
     Note:
       torch raises after ``total_steps`` steps; this schedule holds ``final``
-      from step ``total_steps - 1`` on.
+      from step ``total_steps - 1`` on. When ``pct_start * total_steps == 1``
+      the rise has no length (torch divides 0 by 0): the phase counts as
+      finished, so step 0 gives ``max_value``.
 
     Args:
       max_value: the peak value.

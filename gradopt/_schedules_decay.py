@@ -14,10 +14,12 @@ from gradopt._checks import check_flag, check_scalar
 from gradopt._schedules_common import (
     STEPS_FIX,
     as_float,
+    ceil_div,
     check_boundaries,
     check_nonnegative,
     check_positive,
     count_reached,
+    floor_div,
 )
 
 RATE_FIX = "decay_rate is a non-negative factor such as 0.5."
@@ -139,7 +141,7 @@ def piecewise_constant(boundaries, values) -> Bound:
 
 
 def _step_decay(count, *, init_value, step_size, gamma):
-    exponent = jnp.floor(_steps(count) / as_float(step_size))
+    exponent = floor_div(count, step_size)
     return as_float(init_value) * as_float(gamma) ** exponent
 
 
@@ -206,8 +208,9 @@ def multistep(init_value, milestones, gamma=0.1) -> Bound:
 
 
 def _decay_exponent(count, decay_steps, staircase):
-    p = _steps(count) / as_float(decay_steps)
-    return jnp.floor(p) if staircase else p
+    if staircase:
+        return floor_div(count, decay_steps)
+    return _steps(count) / as_float(decay_steps)
 
 
 def _exponential(count, *, init_value, decay_rate, decay_steps, staircase):
@@ -302,7 +305,7 @@ def _polynomial(count, *, init_value, end_value, decay_steps, power, cycle):
     k = _steps(count)
     steps = as_float(decay_steps)
     if cycle:
-        steps = steps * jnp.maximum(jnp.ceil(k / steps), 1.0)
+        steps = steps * jnp.maximum(ceil_div(count, decay_steps), 1.0)
     else:
         k = jnp.minimum(k, steps)
     init, end = as_float(init_value), as_float(end_value)

@@ -37,6 +37,7 @@ def _wd_update(updates, state, params=None, *, weight_decay, mask, **extra):
         )
 
     def add(u, w):
+        u, w = jnp.asarray(u), jnp.asarray(w)  # Python scalar leaves
         c = wider(u.dtype, w.dtype)
         uc = u.astype(c)
         return (uc + hyper(weight_decay, uc) * w.astype(c)).astype(u.dtype)

@@ -356,7 +356,7 @@ BAD = [
     (
         lambda: schedules.cosine_with_restarts(0.1, 10, period_mult=0.5),
         ValueError,
-        r"period_mult must be in \[1, inf\], got 0.5. Use 1.0",
+        r"period_mult must be in \[1, inf\), got 0.5. Use 1.0",
     ),
     (lambda: schedules.warmup(schedules.cosine(0.1, 10), -1), ValueError, "warmup_steps"),
     (lambda: schedules.warmup("cosine", 10), TypeError, "schedule"),

@@ -70,6 +70,25 @@ def _check_common(where: str, learning_rate, weight_decay) -> None:
         )
 
 
+def _epsilon(where: str, value, name: str = "epsilon") -> None:
+    check_scalar(
+        where, name, value, low=0.0, low_open=True, fix="Use a small positive value such as 1e-7."
+    )
+
+
+def _below_one(where: str, name: str, value) -> None:
+    check_scalar(
+        where,
+        name,
+        value,
+        low=0.0,
+        high=1.0,
+        high_open=True,
+        fix=f"gradopt needs {name} in [0, 1) (at 1 the average never forgets); Keras' "
+        "defaults are 0.9 and 0.999.",
+    )
+
+
 def _decay(weight_decay, learning_rate) -> list:
     """Keras' decoupled decay ``w = w * (1 - weight_decay * lr)`` as a chain stage.
 
@@ -123,7 +142,7 @@ def sgd(learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None):
 
     Args:
       learning_rate: a non-negative number or a schedule.
-      momentum: in [0, 1] (the primitives require < 1).
+      momentum: in [0, 1) (Keras accepts 1.0, a velocity that never decays).
       nesterov: Nesterov momentum.
       weight_decay: None or >= 0.
 
@@ -132,7 +151,7 @@ def sgd(learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None):
     """
     where = _where("sgd")
     _check_common(where, learning_rate, weight_decay)
-    check_scalar(where, "momentum", momentum, low=0.0, high=1.0, fix="Keras requires [0, 1].")
+    _below_one(where, "momentum", momentum)
     check_flag(where, "nesterov", nesterov)
     # A velocity is kept for momentum 0 too (it then holds -lr * g), so that the
     # state's structure does not depend on the value.
@@ -163,6 +182,14 @@ def adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-07, w
     """
     where = _where("adagrad")
     _check_common(where, learning_rate, weight_decay)
+    check_scalar(
+        where,
+        "initial_accumulator_value",
+        initial_accumulator_value,
+        low=0.0,
+        fix="Use 0.1 (Keras' default).",
+    )
+    _epsilon(where, epsilon)
     rule = [
         scale_by_sum_of_squares(
             eps=epsilon,
@@ -196,6 +223,8 @@ def adadelta(learning_rate=0.001, rho=0.95, epsilon=1e-07, weight_decay=None):
     """
     where = _where("adadelta")
     _check_common(where, learning_rate, weight_decay)
+    _below_one(where, "rho", rho)
+    _epsilon(where, epsilon)
     return _finish([scale_by_adadelta(rho, eps=epsilon)], learning_rate, weight_decay)
 
 
@@ -230,6 +259,9 @@ def rmsprop(
     """
     where = _where("rmsprop")
     _check_common(where, learning_rate, weight_decay)
+    _below_one(where, "rho", rho)
+    _below_one(where, "momentum", momentum)
+    _epsilon(where, epsilon)
     check_flag(where, "centered", centered)
     rule = [scale_by_rms(rho, eps=epsilon, eps_inside_sqrt=True, centered=centered)]
     if concrete_value(momentum) != 0.0:
@@ -245,13 +277,23 @@ def _keras_power(beta, t):
 
 
 def _adam_step_factor(count, *, beta_1, beta_2):
-    """Keras Adam's ``sqrt(1 - b2**t) / (1 - b1**t)``, ``t = count + 1``, in float32."""
-    t = (jnp.asarray(count) + 1).astype(jnp.float32)
+    """Keras Adam's ``sqrt(1 - b2**t) / (1 - b1**t)``, ``t = count + 1``, in float32.
+
+    ``t`` is formed in float32 (``count + 1`` in int32 would wrap at the saturated count).
+    """
+    t = jnp.asarray(count).astype(jnp.float32) + 1.0
     return jnp.sqrt(1 - _keras_power(beta_2, t)) / (1 - _keras_power(beta_1, t))
+
+
+def _check_betas(where, beta_1, beta_2, epsilon) -> None:
+    _below_one(where, "beta_1", beta_1)
+    _below_one(where, "beta_2", beta_2)
+    _epsilon(where, epsilon)
 
 
 def _adam(where, learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay):
     _check_common(where, learning_rate, weight_decay)
+    _check_betas(where, beta_1, beta_2, epsilon)
     check_flag(where, "amsgrad", amsgrad)
     factor = Bound(_adam_step_factor, beta_1=beta_1, beta_2=beta_2)
     rule = [
@@ -350,6 +392,7 @@ def adamax(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-07, weight_
     """
     where = _where("adamax")
     _check_common(where, learning_rate, weight_decay)
+    _check_betas(where, beta_1, beta_2, epsilon)
     rule = [
         divide(
             chain(ema(beta_1), bias_correction(beta_1)),
@@ -386,6 +429,7 @@ def nadam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-07, weight_d
     """
     where = _where("nadam")
     _check_common(where, learning_rate, weight_decay)
+    _check_betas(where, beta_1, beta_2, epsilon)
     rule = [
         divide(
             scale_by_nesterov_ema(beta_1, momentum_decay=1.0),

@@ -4,8 +4,9 @@ Argument names, order and defaults are those of ``torch.optim`` 2.13 (the
 ``params`` argument aside: a gradopt optimizer is built before it sees the
 parameters; the implementation switches ``foreach``, ``fused``,
 ``capturable`` and ``differentiable`` have no counterpart). Arguments are
-validated under the conditions torch.optim uses; the primitives add their own
-(an ``eps`` of 0, for instance, is refused by them).
+validated under the conditions torch.optim uses, and where gradopt needs more
+(``eps > 0``, decay rates and momentum below 1, finite values) it refuses here,
+naming the argument as you wrote it (``alpha``, ``betas[1]``, ``eps``).
 
 Every optimizer is ``chain(<maximize>, <coupled weight decay>, chain(<rule>))``:
 ``maximize=True`` negates the gradient first, and torch's ``weight_decay``
@@ -53,6 +54,30 @@ def _where(name: str) -> str:
 
 def _non_negative(where: str, name: str, value) -> None:
     check_scalar(where, name, value, low=0.0, fix=f"torch.optim requires {name} >= 0.")
+
+
+def _positive(where: str, name: str, value) -> None:
+    check_scalar(
+        where,
+        name,
+        value,
+        low=0.0,
+        low_open=True,
+        fix=f"torch.optim accepts {name}=0, but gradopt needs {name} > 0 (a zero denominator "
+        "gives inf or NaN updates); use a small value such as 1e-8.",
+    )
+
+
+def _below_one(where: str, name: str, value) -> None:
+    check_scalar(
+        where,
+        name,
+        value,
+        low=0.0,
+        high=1.0,
+        high_open=True,
+        fix=f"gradopt needs {name} in [0, 1) (at 1 the average never forgets); 0.9 is usual.",
+    )
 
 
 def _check_betas(where: str, betas) -> tuple:
@@ -124,7 +149,7 @@ def sgd(lr=0.001, momentum=0, dampening=0, weight_decay=0, nesterov=False, *, ma
 
     Args:
       lr: learning rate, >= 0.
-      momentum: >= 0 (the primitive also requires < 1).
+      momentum: in [0, 1) (torch accepts 1 and more).
       dampening: in [0, 1].
       weight_decay: coupled L2 coefficient, >= 0.
       nesterov: Nesterov momentum; needs momentum > 0 and dampening == 0.
@@ -136,9 +161,9 @@ def sgd(lr=0.001, momentum=0, dampening=0, weight_decay=0, nesterov=False, *, ma
     """
     where = _where("sgd")
     check_learning_rate(where, lr, "lr")
-    _non_negative(where, "momentum", momentum)
+    _below_one(where, "momentum", momentum)
     _non_negative(where, "weight_decay", weight_decay)
-    check_scalar(where, "dampening", dampening)
+    check_scalar(where, "dampening", dampening, low=0.0, high=1.0, fix="Use 0 (torch's default).")
     check_flag(where, "nesterov", nesterov)
     check_flag(where, "maximize", maximize)
     if nesterov and (_is_zero(momentum) or not _is_zero(dampening)):
@@ -160,9 +185,14 @@ def sgd(lr=0.001, momentum=0, dampening=0, weight_decay=0, nesterov=False, *, ma
 
 
 def _adagrad_lr(count, *, lr, lr_decay):
-    """torch's Adagrad step size ``lr / (1 + (t - 1) * lr_decay)``; ``count = t - 1``."""
+    """torch's Adagrad step size ``lr / (1 + (t - 1) * lr_decay)``; ``count = t - 1``.
+
+    ``lr`` may itself be a schedule (torch's LR scheduler setting the group's
+    ``lr``): it is evaluated at the same ``count``.
+    """
     t = jnp.asarray(count).astype(jnp.float32)
-    return lr / (1 + t * lr_decay)
+    rate = lr(count) if callable(lr) else lr
+    return rate / (1 + t * lr_decay)
 
 
 def adagrad(
@@ -187,7 +217,8 @@ def adagrad(
     when ``lr_decay`` is not 0).
 
     Args:
-      lr, lr_decay, weight_decay, initial_accumulator_value, eps: all >= 0.
+      lr, lr_decay, weight_decay, initial_accumulator_value: all >= 0. eps: > 0.
+        ``lr`` may be a schedule; with ``lr_decay`` the two multiply.
       maximize: ascend instead of descend.
 
     Returns:
@@ -199,9 +230,9 @@ def adagrad(
         ("lr_decay", lr_decay),
         ("weight_decay", weight_decay),
         ("initial_accumulator_value", initial_accumulator_value),
-        ("eps", eps),
     ):
         _non_negative(where, name, value)
+    _positive(where, "eps", eps)
     check_flag(where, "maximize", maximize)
     step_size = lr if _is_zero(lr_decay) else Bound(_adagrad_lr, lr=lr, lr_decay=lr_decay)
     rule = [
@@ -226,7 +257,7 @@ def adadelta(lr=1.0, rho=0.9, eps=1e-06, weight_decay=0, *, maximize=False):
     Chain: ``scale_by_adadelta(rho, eps=eps)`` then ``scale_by_learning_rate(lr)``.
 
     Args:
-      lr: >= 0. rho: in [0, 1] (the primitive requires < 1). eps: >= 0.
+      lr: >= 0. rho: in [0, 1) (torch accepts 1). eps: > 0 (torch accepts 0).
       weight_decay: >= 0. maximize: ascend instead of descend.
 
     Returns:
@@ -234,8 +265,8 @@ def adadelta(lr=1.0, rho=0.9, eps=1e-06, weight_decay=0, *, maximize=False):
     """
     where = _where("adadelta")
     check_learning_rate(where, lr, "lr")
-    check_scalar(where, "rho", rho, low=0.0, high=1.0, fix="torch.optim requires 0 <= rho <= 1.")
-    _non_negative(where, "eps", eps)
+    _below_one(where, "rho", rho)
+    _positive(where, "eps", eps)
     _non_negative(where, "weight_decay", weight_decay)
     check_flag(where, "maximize", maximize)
     rule = [scale_by_adadelta(rho, eps=eps), scale_by_learning_rate(lr)]
@@ -266,8 +297,8 @@ def rmsprop(
     ``trace(momentum)`` when momentum > 0, ``scale_by_learning_rate(lr)``.
 
     Args:
-      lr, alpha, eps, weight_decay, momentum: all >= 0 (the primitives also
-        require alpha < 1 and momentum < 1).
+      lr, weight_decay: >= 0. alpha, momentum: in [0, 1) (torch accepts 1 and
+        more). eps: > 0 (torch accepts 0).
       centered: divide by the estimated standard deviation instead of the RMS.
       maximize: ascend instead of descend.
 
@@ -276,13 +307,10 @@ def rmsprop(
     """
     where = _where("rmsprop")
     check_learning_rate(where, lr, "lr")
-    for name, value in (
-        ("eps", eps),
-        ("momentum", momentum),
-        ("weight_decay", weight_decay),
-        ("alpha", alpha),
-    ):
-        _non_negative(where, name, value)
+    _positive(where, "eps", eps)
+    _below_one(where, "momentum", momentum)
+    _non_negative(where, "weight_decay", weight_decay)
+    _below_one(where, "alpha", alpha)
     check_flag(where, "centered", centered)
     check_flag(where, "maximize", maximize)
     rule = [
@@ -295,7 +323,7 @@ def rmsprop(
 
 def _adam(where, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled):
     check_learning_rate(where, lr, "lr")
-    _non_negative(where, "eps", eps)
+    _positive(where, "eps", eps)
     b1, b2 = _check_betas(where, betas)
     _non_negative(where, "weight_decay", weight_decay)
     check_flag(where, "amsgrad", amsgrad)
@@ -339,7 +367,7 @@ def adam(
     decoupled ``add_decayed_weights`` if any, ``scale_by_learning_rate(lr)``.
 
     Args:
-      lr: >= 0. betas: each in [0, 1). eps: >= 0. weight_decay: >= 0.
+      lr: >= 0. betas: each in [0, 1). eps: > 0. weight_decay: >= 0.
       amsgrad: use the running maximum of ``v``.
       maximize: ascend instead of descend.
       decoupled_weight_decay: AdamW's decay instead of L2 on the gradient.
@@ -367,7 +395,7 @@ def adamw(
     decay is scaled by the learning rate but not by the adaptive denominator.
 
     Args:
-      lr: >= 0. betas: each in [0, 1). eps: >= 0. weight_decay: >= 0.
+      lr: >= 0. betas: each in [0, 1). eps: > 0. weight_decay: >= 0.
       amsgrad: use the running maximum of ``v``. maximize: ascend.
 
     Returns:
@@ -389,7 +417,7 @@ def adamax(lr=0.002, betas=(0.9, 0.999), eps=1e-08, weight_decay=0, *, maximize=
     eps=eps, eps_inside_max=True)``, ``scale_by_learning_rate(lr)``.
 
     Args:
-      lr: >= 0. betas: each in [0, 1). eps: >= 0. weight_decay: >= 0.
+      lr: >= 0. betas: each in [0, 1). eps: > 0. weight_decay: >= 0.
       maximize: ascend instead of descend.
 
     Returns:
@@ -397,7 +425,7 @@ def adamax(lr=0.002, betas=(0.9, 0.999), eps=1e-08, weight_decay=0, *, maximize=
     """
     where = _where("adamax")
     check_learning_rate(where, lr, "lr")
-    _non_negative(where, "eps", eps)
+    _positive(where, "eps", eps)
     b1, b2 = _check_betas(where, betas)
     _non_negative(where, "weight_decay", weight_decay)
     check_flag(where, "maximize", maximize)
@@ -437,7 +465,8 @@ def nadam(
     ``add_decayed_weights`` if any, ``scale_by_learning_rate(lr)``.
 
     Args:
-      lr: >= 0. betas: each in [0, 1). eps, weight_decay, momentum_decay: >= 0.
+      lr: >= 0. betas: each in [0, 1). eps: > 0.
+      weight_decay, momentum_decay: >= 0.
       decoupled_weight_decay: AdamW-style decay instead of L2 on the gradient.
       maximize: ascend instead of descend.
 
@@ -449,7 +478,7 @@ def nadam(
     """
     where = _where("nadam")
     check_learning_rate(where, lr, "lr")
-    _non_negative(where, "eps", eps)
+    _positive(where, "eps", eps)
     b1, b2 = _check_betas(where, betas)
     _non_negative(where, "weight_decay", weight_decay)
     _non_negative(where, "momentum_decay", momentum_decay)
