@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from gradopt._base import (
     GradientTransformation,
     check_same_structure,
+    full_like,
     hyper,
     increment,
     transform,
@@ -68,12 +69,7 @@ class SumOfSquaresState(NamedTuple):
 
 def _sos_init(params, *, eps, initial_accumulator_value, eps_inside_sqrt):
     del eps, eps_inside_sqrt
-    return SumOfSquaresState(
-        jax.tree.map(
-            lambda p: jnp.full(jnp.shape(p), initial_accumulator_value, jnp.result_type(p)),
-            params,
-        )
-    )
+    return SumOfSquaresState(full_like(params, initial_accumulator_value))
 
 
 def _sos_update(
