@@ -12,10 +12,16 @@ used (install the ``gradopt[distributed]`` extra).
 from gradopt.distributed._elastic import elastic_difference, elastic_exchange
 
 # -- synchronous (data parallelism, ZeRO-1, EASGD over a mesh axis) ---------
+# isort: split
+from gradopt.distributed._data_parallel import DataParallel, data_parallel, pairwise_sum
 
 # -- asynchronous (simulator, Downpour, async EASGD, delay-tolerant AdaGrad, Hogwild!) --
 
 __all__ = [
+    # synchronous
+    "DataParallel",
+    "data_parallel",
+    "pairwise_sum",
     "elastic_difference",
     "elastic_exchange",
 ]

@@ -1,0 +1,55 @@
+"""Data parallelism over a mesh axis (``gradopt.distributed.data_parallel``).
+
+Each mesh test runs a script of ``tests/dist_scripts/`` in its own process with
+the host device count set before JAX starts, bounded by a timeout.
+"""
+
+import pytest
+
+from tests.dist_helpers import run_script
+
+DEVICE_COUNTS = (1, 2, 4, 8)
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return {n: run_script("data_parallel", n_devices=n) for n in DEVICE_COUNTS}
+
+
+def test_deterministic_adam_is_bitwise_equal_for_1_2_4_8_devices(runs):
+    reference = runs[1]["final"]
+    for n in DEVICE_COUNTS:
+        assert runs[n]["devices"] == n
+        assert runs[n]["final"] == reference, f"{n} devices differ from 1 device"
+    first, last = runs[1]["losses"]
+    assert last < 0.2 * first  # the 100 steps did train
+
+
+def test_plain_step_is_the_mean_gradient_not_n_times_it(runs):
+    # Inside shard_map the gradient of a replicated parameter is already summed over
+    # the axis; averaging it again would make this relative error N - 1.
+    for n in DEVICE_COUNTS:
+        for leaf, error in runs[n]["plain_rel_error"].items():
+            assert error < 1e-5, (n, leaf, error)
+
+
+@pytest.fixture(scope="module")
+def bad_input():
+    return run_script("bad_input", n_devices=2)
+
+
+@pytest.mark.parametrize(
+    ("case", "kind", "names"),
+    [
+        ("missing_axis", "ValueError", ["`axis`", "'batch'", "['data']"]),
+        ("not_a_mesh", "TypeError", ["`mesh`"]),
+        ("not_a_transform", "TypeError", ["`tx`"]),
+        ("batch_not_divisible", "ValueError", ["`batch`", "(5, 3)", "2"]),
+        ("chunks_not_multiple", "ValueError", ["`chunks`", "3"]),
+    ],
+)
+def test_bad_input_names_the_argument(bad_input, case, kind, names):
+    got_kind, message = bad_input[case]
+    assert got_kind == kind, (case, got_kind, message)
+    for name in names:
+        assert name in message, (case, message)
