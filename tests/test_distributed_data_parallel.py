@@ -53,3 +53,21 @@ def test_bad_input_names_the_argument(bad_input, case, kind, names):
     assert got_kind == kind, (case, got_kind, message)
     for name in names:
         assert name in message, (case, message)
+
+
+@pytest.mark.parametrize(
+    ("case", "kind", "names"),
+    [
+        ("tau_zero", "ValueError", ["`tau`", "0"]),
+        ("alpha_negative", "ValueError", ["`alpha`", "-0.1"]),
+        ("p_alpha_above_one", "ValueError", ["`alpha`", "p = 2", "1.2"]),
+        ("easgd_not_a_transform", "TypeError", ["`tx`", "'sgd'"]),
+        ("easgd_missing_axis", "ValueError", ["`axis`", "'workers'"]),
+        ("eamsgd_tau_zero", "ValueError", ["`tau`"]),
+    ],
+)
+def test_easgd_bad_input_names_the_argument(bad_input, case, kind, names):
+    got_kind, message = bad_input[case]
+    assert got_kind == kind, (case, got_kind, message)
+    for name in names:
+        assert name in message, (case, message)

@@ -14,6 +14,15 @@ from gradopt.distributed._elastic import elastic_difference, elastic_exchange
 # -- synchronous (data parallelism, ZeRO-1, EASGD over a mesh axis) ---------
 # isort: split
 from gradopt.distributed._data_parallel import DataParallel, data_parallel, pairwise_sum
+from gradopt.distributed._easgd import (
+    EamsgdState,
+    EasgdState,
+    ElasticTransformation,
+    eamsgd,
+    easgd,
+    stack_workers,
+    worker_step,
+)
 
 # -- asynchronous (simulator, Downpour, async EASGD, delay-tolerant AdaGrad, Hogwild!) --
 
@@ -22,6 +31,13 @@ __all__ = [
     "DataParallel",
     "data_parallel",
     "pairwise_sum",
+    "EasgdState",
+    "EamsgdState",
+    "ElasticTransformation",
+    "easgd",
+    "eamsgd",
+    "stack_workers",
+    "worker_step",
     "elastic_difference",
     "elastic_exchange",
 ]
