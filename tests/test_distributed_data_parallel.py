@@ -71,3 +71,17 @@ def test_easgd_bad_input_names_the_argument(bad_input, case, kind, names):
     assert got_kind == kind, (case, got_kind, message)
     for name in names:
         assert name in message, (case, message)
+
+
+@pytest.mark.parametrize(
+    ("case", "kind", "names"),
+    [
+        ("sharded_missing_axis", "ValueError", ["`axis`", "'model'"]),
+        ("sharded_not_a_transform", "TypeError", ["`tx`", "None"]),
+    ],
+)
+def test_sharded_bad_input_names_the_argument(bad_input, case, kind, names):
+    got_kind, message = bad_input[case]
+    assert got_kind == kind, (case, got_kind, message)
+    for name in names:
+        assert name in message, (case, message)

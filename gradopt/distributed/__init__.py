@@ -23,6 +23,7 @@ from gradopt.distributed._easgd import (
     stack_workers,
     worker_step,
 )
+from gradopt.distributed._sharded import sharded
 
 # -- asynchronous (simulator, Downpour, async EASGD, delay-tolerant AdaGrad, Hogwild!) --
 
@@ -38,6 +39,7 @@ __all__ = [
     "eamsgd",
     "stack_workers",
     "worker_step",
+    "sharded",
     "elastic_difference",
     "elastic_exchange",
 ]

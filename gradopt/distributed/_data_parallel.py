@@ -209,9 +209,18 @@ def data_parallel(
     replicated = NamedSharding(mesh, PartitionSpec())
 
     def on_one_device(tree):
-        return jax.tree.map(
-            lambda x: x.addressable_data(0) if isinstance(x, jax.Array) else x, tree
-        )
+        def leaf(x):
+            if not isinstance(x, jax.Array):
+                return x
+            if not x.sharding.is_fully_replicated:
+                raise ValueError(
+                    f"{_WHERE}: with deterministic=True the optimizer step runs on one device, "
+                    f"but a state leaf of shape {x.shape} is sharded ({x.sharding}). Use "
+                    "deterministic=False with gradopt.distributed.sharded(tx, ...)."
+                )
+            return x.addressable_data(0)
+
+        return jax.tree.map(leaf, tree)
 
     def replicate(x):
         copies = [jax.device_put(x, d) for d in replicated.addressable_devices]
