@@ -46,3 +46,44 @@ def run_script(name: str, *args: str, n_devices: int, timeout: float = 120.0):
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT ") :])
     raise AssertionError(f"{name}.py printed no RESULT line:\n{proc.stdout[-4000:]}")
+
+
+def run_launcher(script: str, *args: str, processes: int, devices: int, timeout: float = 180.0):
+    """``python -m gradopt.distributed.launch -n P --devices D -- python script``; returns the
+    completed process (stdout: the forwarded lines, stderr: the launcher's summary)."""
+    env = script_env(1)
+    del env["XLA_FLAGS"]  # the launcher sets each process's device count
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gradopt.distributed.launch",
+            "-n",
+            str(processes),
+            "--devices",
+            str(devices),
+            "--timeout",
+            str(timeout - 20),
+            "--",
+            sys.executable,
+            "-W",
+            "error",
+            str(SCRIPTS / f"{script}.py"),
+            *args,
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def launcher_results(stdout: str) -> dict[int, dict]:
+    """The RESULT line of every process in the launcher's forwarded output, by process."""
+    out = {}
+    for line in stdout.splitlines():
+        if line.startswith("[process ") and "] RESULT " in line:
+            rank = int(line[len("[process ") : line.index("]")])
+            out[rank] = json.loads(line.split("] RESULT ", 1)[1])
+    return out

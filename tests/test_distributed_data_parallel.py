@@ -4,9 +4,11 @@ Each mesh test runs a script of ``tests/dist_scripts/`` in its own process with
 the host device count set before JAX starts, bounded by a timeout.
 """
 
+import time
+
 import pytest
 
-from tests.dist_helpers import run_script
+from tests.dist_helpers import launcher_results, run_launcher, run_script
 
 DEVICE_COUNTS = (1, 2, 4, 8)
 
@@ -85,3 +87,25 @@ def test_sharded_bad_input_names_the_argument(bad_input, case, kind, names):
     assert got_kind == kind, (case, got_kind, message)
     for name in names:
         assert name in message, (case, message)
+
+
+def test_two_processes_of_two_devices_equal_one_process_of_four_bitwise(runs):
+    proc = run_launcher("data_parallel", processes=2, devices=2)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = launcher_results(proc.stdout)
+    assert sorted(results) == [0, 1], proc.stdout[-3000:]
+    for rank, result in results.items():
+        assert result["devices"] == 4 and result["process"] == rank
+        assert result["final"] == runs[4]["final"], f"process {rank} differs from 1 x 4 devices"
+
+
+def test_launcher_fails_cleanly_when_a_process_dies():
+    start = time.monotonic()
+    proc = run_launcher("fail_rank", processes=2, devices=1, timeout=90)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 1
+    assert "[process 1] RuntimeError: boom in process 1" in proc.stdout
+    assert "[process 0] process 0 sleeping" in proc.stdout
+    assert "process 1 of 2 exited with code 1; stopped the others" in proc.stderr
+    assert "boom in process 1" in proc.stderr  # the failing process's last lines repeated
+    assert elapsed < 60  # process 0 (sleeping for 120 s) was stopped

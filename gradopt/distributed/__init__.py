@@ -23,6 +23,7 @@ from gradopt.distributed._easgd import (
     stack_workers,
     worker_step,
 )
+from gradopt.distributed._process import initialize
 from gradopt.distributed._sharded import sharded
 
 # -- asynchronous (simulator, Downpour, async EASGD, delay-tolerant AdaGrad, Hogwild!) --
@@ -40,6 +41,7 @@ __all__ = [
     "stack_workers",
     "worker_step",
     "sharded",
+    "initialize",
     "elastic_difference",
     "elastic_exchange",
 ]
