@@ -124,14 +124,18 @@ def test_alpha_zero_is_p_independent_runs():
     data = jax.tree.map(lambda v: v.astype(np.float32), data)
     got_x, got_c, params, _ = run(dist.easgd(gradopt.adam(0.05), alpha=0.0, tau=1), x0, data)
     tx = gradopt.adam(0.05)
+
+    @jax.jit
+    def alone(x, s, d):
+        u, s = tx.update(jax.grad(loss_fn)(x, d), s, x)
+        return gradopt.apply_updates(x, u), s
+
     for i in range(3):
         x = jax.tree.map(lambda v, i=i: jnp.asarray(v[i]), x0)
         d = jax.tree.map(lambda v, i=i: jnp.asarray(v[i]), data)
         s = tx.init(x)
         for _ in range(STEPS):
-            g = jax.grad(loss_fn)(x, d)
-            u, s = tx.update(g, s, x)
-            x = gradopt.apply_updates(x, u)
+            x, s = alone(x, s, d)
         np.testing.assert_allclose(got_x[i], flat(x), rtol=2e-6, atol=1e-7)
     np.testing.assert_array_equal(got_c, flat(worker_tree(x0, 0)))  # the center never moves
 
@@ -160,13 +164,12 @@ def test_exchange_conserves_the_sum_and_equals_the_moving_average_form(x64):
 def test_exchange_happens_only_every_tau_steps(x64):
     data, x0 = make_problem(3, seed=1)
     tx = dist.easgd(gradopt.sgd(0.1), alpha=0.3, tau=4)
-    params, state = jax.tree.map(jnp.asarray, x0), None
+    params = jax.tree.map(jnp.asarray, x0)
     state = tx.init(params)
+    step = dist.worker_step(loss_fn, tx)
     centers = []
     for _ in range(9):
-        g = jax.vmap(jax.grad(loss_fn))(params, jax.tree.map(jnp.asarray, data))
-        u, state = tx.update(g, state, params)
-        params = gradopt.apply_updates(params, u)
+        params, state, _ = step(params, state, jax.tree.map(jnp.asarray, data))
         centers.append(flat(state.center))
     moved = [not np.array_equal(centers[i], centers[i - 1]) for i in range(1, 9)]
     assert moved == [False, False, False, True, False, False, False, True]
