@@ -82,7 +82,7 @@ def _workers(params, alpha, where) -> int:
             f"leading sizes {sorted(map(str, sizes))}. Stack the workers' parameters with "
             "gradopt.distributed.stack_workers(params, p)."
         )
-    (p,) = sizes
+    p = int(next(iter(sizes)) or 0)
     if isinstance(alpha, (int, float)) and p * alpha > 1:
         raise ValueError(
             f"{where}: `alpha` = {alpha} with p = {p} workers gives p * alpha = {p * alpha:g} > 1; "
