@@ -23,7 +23,16 @@ from pathlib import Path
 
 from experiments import common
 
-STUDIES = ("valley", "gallery", "batching", "challenge", "strategies", "sweep", "schedules")
+STUDIES = (
+    "valley",
+    "gallery",
+    "batching",
+    "challenge",
+    "strategies",
+    "sweep",
+    "schedules",
+    "parallel",
+)
 # Figures shown by the README and the documentation: (study, file) -> name under --figures-to.
 SHOWN = {
     ("valley", "valley_gd.png"): "valley_gd.png",
@@ -35,6 +44,7 @@ SHOWN = {
     ("strategies", "strategies.png"): "strategies.png",
     ("sweep", "sweep.png"): "sweep.png",
     ("schedules", "schedules.png"): "schedules.png",
+    ("parallel", "parallel.png"): "parallel.png",
 }
 
 

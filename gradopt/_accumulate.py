@@ -12,6 +12,7 @@ from gradopt._base import (
     as_compute,
     call_update,
     compute_dtype,
+    full_like,
     increment,
     transform,
     tree_map,
@@ -41,7 +42,7 @@ class AccumulateState(NamedTuple):
 
 def _acc_init(params, *, inner, every_k, reduction):
     del every_k, reduction
-    acc = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), compute_dtype(jnp.result_type(p))), params)
+    acc = jax.tree.map(lambda p: full_like(p, 0, compute_dtype(jnp.result_type(p))), params)
     return AccumulateState(zero_count(), zero_count(), acc, inner.init(params))
 
 

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import GradientTransformation, hyper, increment, zero_count
+from gradopt._base import GradientTransformation, full_like, hyper, increment, zero_count
 from gradopt._checks import check_flag, check_scalar
 from gradopt._elementwise import Elementwise, cast, elementwise, no_step, scalar_dtype
 from gradopt._moments import (
@@ -68,12 +68,7 @@ class SumOfSquaresState(NamedTuple):
 
 def _sos_init(params, *, eps, initial_accumulator_value, eps_inside_sqrt):
     del eps, eps_inside_sqrt
-    return SumOfSquaresState(
-        jax.tree.map(
-            lambda p: jnp.full(jnp.shape(p), initial_accumulator_value, jnp.result_type(p)),
-            params,
-        )
-    )
+    return SumOfSquaresState(full_like(params, initial_accumulator_value))
 
 
 def _sos_leaf(x, fields, ctx, p, *, eps, initial_accumulator_value, eps_inside_sqrt):

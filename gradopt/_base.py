@@ -321,6 +321,26 @@ def zero_count():
     return jnp.zeros([], jnp.int32)
 
 
+def full_like(params, value, dtype=None):
+    """``value`` with each leaf's shape and sharding, in ``dtype`` (None: the leaf's dtype).
+
+    Every ``init`` builds its per-parameter state with this, so a state leaf
+    lives where its parameter lives (same sharding, same devices) instead of on
+    the default device. Works for arrays, tracers and Python scalar leaves.
+    """
+
+    def leaf(p):
+        out = jax.lax.full_like(p, value, dtype or jnp.result_type(p))
+        # Traced (an init under jit that closes over concrete sharded params):
+        # full_like drops the sharding there, so constrain it explicitly.
+        concrete = isinstance(p, jax.Array) and not isinstance(p, jax.core.Tracer)
+        if concrete and isinstance(out, jax.core.Tracer) and len(p.sharding.device_set) > 1:
+            out = jax.lax.with_sharding_constraint(out, p.sharding)
+        return out
+
+    return jax.tree.map(leaf, params)
+
+
 def zeros_like(params, dtype=None):
-    """Zeros with each leaf's shape, in ``dtype`` if given, else the leaf's own dtype."""
-    return jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), dtype or jnp.result_type(p)), params)
+    """Zeros with each leaf's shape and sharding, in ``dtype`` if given, else the leaf's dtype."""
+    return full_like(params, 0, dtype)

@@ -60,8 +60,10 @@ def _inject_init(params, *, factory, static, numeric, schedules, dtype):
 
     # Traced values, as in update: a factory may choose its stages by whether a
     # value is a concrete zero (sgd without momentum), and the state must not
-    # change structure between init and update.
-    inner_state = jax.jit(inner_init)(values, params)
+    # change structure between init and update. The params are closed over, not
+    # passed: the state is then built with their shardings (only their shapes
+    # and shardings are read; a jit argument would leave the state on one device).
+    inner_state = jax.jit(lambda values: inner_init(values, params))(values)
     return InjectHyperparamsState(count, values, inner_state)
 
 

@@ -12,10 +12,36 @@ used (install the ``gradopt[distributed]`` extra).
 from gradopt.distributed._elastic import elastic_difference, elastic_exchange
 
 # -- synchronous (data parallelism, ZeRO-1, EASGD over a mesh axis) ---------
+# isort: split
+from gradopt.distributed._data_parallel import DataParallel, data_parallel, pairwise_sum
+from gradopt.distributed._easgd import (
+    EamsgdState,
+    EasgdState,
+    ElasticTransformation,
+    eamsgd,
+    easgd,
+    stack_workers,
+    worker_step,
+)
+from gradopt.distributed._process import initialize
+from gradopt.distributed._sharded import sharded
 
 # -- asynchronous (simulator, Downpour, async EASGD, delay-tolerant AdaGrad, Hogwild!) --
 
 __all__ = [
+    # synchronous
+    "DataParallel",
+    "data_parallel",
+    "pairwise_sum",
+    "EasgdState",
+    "EamsgdState",
+    "ElasticTransformation",
+    "easgd",
+    "eamsgd",
+    "stack_workers",
+    "worker_step",
+    "sharded",
+    "initialize",
     "elastic_difference",
     "elastic_exchange",
 ]

@@ -1,0 +1,89 @@
+"""Run a helper script of ``tests/dist_scripts/`` in its own process with N host devices.
+
+``XLA_FLAGS=--xla_force_host_platform_device_count=N`` only takes effect before
+JAX starts, so every test that needs a mesh runs its script in a fresh
+interpreter, bounded by a timeout. The script prints one JSON line starting
+with ``RESULT `` that the test reads back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SCRIPTS = ROOT / "tests" / "dist_scripts"
+
+
+def script_env(n_devices: int) -> dict[str, str]:
+    """The environment of a child process with ``n_devices`` host devices."""
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={n_devices}"
+    env["JAX_PLATFORMS"] = "cpu"
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+def run_script(name: str, *args: str, n_devices: int, timeout: float = 120.0):
+    """Run ``tests/dist_scripts/<name>.py`` with ``n_devices`` devices; return its RESULT."""
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", str(SCRIPTS / f"{name}.py"), *args],
+        env=script_env(n_devices),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"{name}.py {' '.join(args)} with {n_devices} devices exited with {proc.returncode}:\n"
+            f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
+        )
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    raise AssertionError(f"{name}.py printed no RESULT line:\n{proc.stdout[-4000:]}")
+
+
+def run_launcher(script: str, *args: str, processes: int, devices: int, timeout: float = 180.0):
+    """``python -m gradopt.distributed.launch -n P --devices D -- python script``; returns the
+    completed process (stdout: the forwarded lines, stderr: the launcher's summary)."""
+    env = script_env(1)
+    del env["XLA_FLAGS"]  # the launcher sets each process's device count
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gradopt.distributed.launch",
+            "-n",
+            str(processes),
+            "--devices",
+            str(devices),
+            "--timeout",
+            str(timeout - 20),
+            "--",
+            sys.executable,
+            "-W",
+            "error",
+            str(SCRIPTS / f"{script}.py"),
+            *args,
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def launcher_results(stdout: str) -> dict[int, dict]:
+    """The RESULT line of every process in the launcher's forwarded output, by process."""
+    out = {}
+    for line in stdout.splitlines():
+        if line.startswith("[process ") and "] RESULT " in line:
+            rank = int(line[len("[process ") : line.index("]")])
+            out[rank] = json.loads(line.split("] RESULT ", 1)[1])
+    return out
