@@ -47,8 +47,11 @@ def plain_run(tx, shard, steps, batch_size, seed, worker=0):
     return p
 
 
-@pytest.mark.parametrize("n_shards", [1, 2])
-@pytest.mark.parametrize("make_tx", [lambda: gradopt.adagrad(0.1), lambda: gradopt.adam(0.01)])
+@pytest.mark.parametrize(
+    ("make_tx", "n_shards"),
+    [(lambda: gradopt.adagrad(0.1), 1), (lambda: gradopt.adam(0.01), 2)],
+    ids=["adagrad-1-shard", "adam-2-shards"],
+)
 def test_one_replica_downpour_is_the_plain_optimizer_bitwise(make_tx, n_shards):
     tx = make_tx()
     result = gd.simulate(

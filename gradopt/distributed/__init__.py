@@ -28,6 +28,7 @@ from gradopt.distributed._delay_tolerant import (
     delay_tolerant_adagrad,
 )
 from gradopt.distributed._downpour import downpour
+from gradopt.distributed._ray_backend import run_ray
 from gradopt.distributed._simulator import simulate
 
 __all__ = [
@@ -45,5 +46,6 @@ __all__ = [
     "delay_tolerant_adagrad",
     "downpour",
     "eamsgd",
+    "run_ray",
     "simulate",
 ]

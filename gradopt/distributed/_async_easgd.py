@@ -68,6 +68,11 @@ class AsyncElastic:
         self.server_apply = jax.jit(_center_add)
         self._exchange = jax.jit(functools.partial(_exchange, alpha))
 
+    def __reduce__(self):  # jitted functions do not pickle: rebuild them (Ray ships this)
+        kwargs = dict(alpha=self.alpha, tau=self.tau, tx=self.tx)
+        kwargs.update(learning_rate=self.learning_rate, momentum=self.momentum)
+        return (functools.partial(AsyncElastic, **kwargs), ())
+
     def server_init(self, leaves):
         return None
 

@@ -56,6 +56,9 @@ class Downpour:
         self.local_learning_rate = local_learning_rate
         self.server_apply = jax.jit(functools.partial(_server_apply, tx))
 
+    def __reduce__(self):  # jitted functions do not pickle: rebuild them (Ray ships this)
+        return (Downpour, (self.tx, self.n_fetch, self.n_push, self.local_learning_rate))
+
     # -- server (one shard: a list of leaves) --
     def server_init(self, leaves):
         return self.tx.init(leaves)
