@@ -28,6 +28,15 @@ from gradopt.distributed._delay_tolerant import (
     delay_tolerant_adagrad,
 )
 from gradopt.distributed._downpour import downpour
+from gradopt.distributed._hogwild import (
+    HogwildResult,
+    SparseProblem,
+    hogwild,
+    matrix_completion_problem,
+    serial_sgd,
+    sparse_logistic_problem,
+    sparsity_figures,
+)
 from gradopt.distributed._ray_backend import run_ray
 from gradopt.distributed._simulator import simulate
 
@@ -46,6 +55,13 @@ __all__ = [
     "delay_tolerant_adagrad",
     "downpour",
     "eamsgd",
+    "HogwildResult",
+    "SparseProblem",
+    "hogwild",
+    "matrix_completion_problem",
+    "serial_sgd",
+    "sparse_logistic_problem",
+    "sparsity_figures",
     "run_ray",
     "simulate",
 ]
