@@ -24,6 +24,7 @@ from pathlib import Path
 from experiments import common
 
 STUDIES = ("valley", "gallery", "batching", "challenge", "strategies", "sweep", "schedules")
+STUDIES += ("async_sgd",)  # needs the gradopt[distributed] extra (Ray)
 # Figures shown by the README and the documentation: (study, file) -> name under --figures-to.
 SHOWN = {
     ("valley", "valley_gd.png"): "valley_gd.png",
@@ -35,6 +36,7 @@ SHOWN = {
     ("strategies", "strategies.png"): "strategies.png",
     ("sweep", "sweep.png"): "sweep.png",
     ("schedules", "schedules.png"): "schedules.png",
+    ("async_sgd", "async_sgd.png"): "async_sgd.png",
 }
 
 
