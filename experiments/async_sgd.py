@@ -26,6 +26,7 @@ Run: ``python -m experiments.async_sgd [--quick]``.
 from __future__ import annotations
 
 import time
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -61,7 +62,9 @@ def digits_part(settings, data):
         return models.accuracy(logits(p), y_test)
 
     runs, rows = {}, []
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    with warnings.catch_warnings():  # Ray forks + execs its daemons; JAX warns on any fork
+        warnings.filterwarnings("ignore", r"os\.fork\(\) was called", RuntimeWarning)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         for p in p_list:
             shards = [(data.x_train[i::p], data.y_train[i::p]) for i in range(p)]
@@ -164,7 +167,7 @@ def logistic(w, x, y):
 
 def delay_part(settings):
     delays = settings.pick((0, 100, 300, 1000, 2000), (0, 300, 1000), (0, 50))
-    rates = settings.pick((0.3, 1.0, 3.0), (1.0, 3.0), (1.0,))
+    rates = settings.pick((0.3, 1.0, 3.0), (0.3, 1.0, 3.0), (1.0,))
     steps = settings.pick(10000, 3000, 200)
     x, y = sparse_dense(settings.seed)
     full = jax.jit(logistic)

@@ -6,6 +6,7 @@ alarm fails the module if it ever hangs; the cluster is shut down at the end.
 
 import os
 import signal
+import warnings
 
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +16,10 @@ import gradopt
 from gradopt import distributed as gd
 
 ray = pytest.importorskip("ray")
+
+# Ray starts its daemons with fork + exec; JAX warns about any fork once it has started.
+FORK_WARNING = r"os\.fork\(\) was called"
+pytestmark = pytest.mark.filterwarnings(f"ignore:{FORK_WARNING}:RuntimeWarning")
 
 RNG = np.random.default_rng(0)
 W_TRUE = RNG.normal(size=6).astype(np.float32)
@@ -47,7 +52,9 @@ def cluster():
 
     previous = signal.signal(signal.SIGALRM, hang)
     signal.alarm(240)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", FORK_WARNING, RuntimeWarning)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield
     finally:

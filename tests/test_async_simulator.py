@@ -23,6 +23,9 @@ def params0():
     return {"w": jnp.zeros(5, jnp.float32), "b": jnp.zeros((), jnp.float32)}
 
 
+ADAGRAD = gd.downpour(gradopt.adagrad(0.1))  # shared: its compiled steps are reused
+
+
 def shards(n):
     return [(X[i::n], Y[i::n]) for i in range(n)]
 
@@ -71,9 +74,9 @@ def test_one_replica_downpour_is_the_plain_optimizer_bitwise(make_tx, n_shards):
 
 
 def test_downpour_with_stale_pushes_is_not_the_plain_optimizer():
-    tx = gradopt.adagrad(0.1)
+    tx = ADAGRAD.tx
     result = gd.simulate(
-        gd.downpour(tx),
+        ADAGRAD,
         params0(),
         logistic,
         shards(1),
@@ -144,8 +147,7 @@ def test_async_easgd_and_eamsgd_match_numpy_references_for_one_worker(x64):
 
 
 def test_checkpoint_and_resume_equal_one_long_run():
-    tx = gradopt.adagrad(0.1)
-    algo = gd.downpour(tx)
+    algo = ADAGRAD
     data = shards(1)
     full = gd.simulate(algo, params0(), logistic, data, n_workers=1, steps=20, n_shards=2)
     half = gd.simulate(algo, params0(), logistic, data, n_workers=1, steps=10, n_shards=2)

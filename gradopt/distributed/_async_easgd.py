@@ -67,6 +67,7 @@ class AsyncElastic:
         self.name = "eamsgd" if tx is None else "async_easgd"
         self.server_apply = jax.jit(_center_add)
         self._exchange = jax.jit(functools.partial(_exchange, alpha))
+        self._steps = {}
 
     def __reduce__(self):  # jitted functions do not pickle: rebuild them (Ray ships this)
         kwargs = dict(alpha=self.alpha, tau=self.tau, tx=self.tx)
@@ -85,12 +86,15 @@ class AsyncElastic:
         return ElasticWorker(params, self.tx.init(params), None)
 
     def worker_step_fn(self, loss_fn):
+        if loss_fn in self._steps:  # one compiled step per loss, reused across runs
+            return self._steps[loss_fn]
         grad_fn = jax.grad(loss_fn)
         if self.tx is None:
             step = functools.partial(_nesterov_step, grad_fn, self.learning_rate, self.momentum)
         else:
             step = functools.partial(_tx_step, grad_fn, self.tx)
-        return jax.jit(step)
+        self._steps[loss_fn] = jax.jit(step)
+        return self._steps[loss_fn]
 
     def fetch_due(self, step: int) -> bool:
         return step % self.tau == 0

@@ -55,6 +55,7 @@ class Downpour:
         self.n_push = n_push
         self.local_learning_rate = local_learning_rate
         self.server_apply = jax.jit(functools.partial(_server_apply, tx))
+        self._steps = {}
 
     def __reduce__(self):  # jitted functions do not pickle: rebuild them (Ray ships this)
         return (Downpour, (self.tx, self.n_fetch, self.n_push, self.local_learning_rate))
@@ -72,8 +73,10 @@ class Downpour:
         return DownpourReplica(params, None)
 
     def worker_step_fn(self, loss_fn):
-        grad_fn = jax.grad(loss_fn)
-        return jax.jit(functools.partial(_replica_step, grad_fn, self.local_learning_rate))
+        if loss_fn not in self._steps:  # one compiled step per loss, reused across runs
+            step = functools.partial(_replica_step, jax.grad(loss_fn), self.local_learning_rate)
+            self._steps[loss_fn] = jax.jit(step)
+        return self._steps[loss_fn]
 
     def fetch_due(self, step: int) -> bool:
         return step % self.n_fetch == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -63,6 +64,9 @@ class _ShardServer:
     def snapshot(self):
         return self.shard.snapshot()
 
+    def ready(self):
+        return True
+
     def telemetry(self):
         return dict(self.shard.delays), dict(self.shard.pushes)
 
@@ -95,6 +99,9 @@ class _Worker:
         self.loop = WorkerLoop(algorithm, index, params, algorithm.worker_step_fn(loss_fn), sampler)
         self.groups = groups
         self.server = _RemoteServer(ray, handles, timeout=60.0)
+
+    def ready(self):
+        return True
 
     def run(self, steps):
         for _ in range(steps):
@@ -151,7 +158,9 @@ def run_ray(
         raise ValueError(f"{where}: on_failure must be 'raise' or 'continue', got {on_failure!r}.")
     ray = _import_ray()
     if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False)
+        with warnings.catch_warnings():  # Ray forks + execs its daemons; JAX warns on fork
+            warnings.filterwarnings("ignore", r"os\.fork\(\) was called", RuntimeWarning)
+            ray.init(include_dashboard=False, log_to_driver=False)
     local, groups, treedef = build_server(where, algorithm, params, n_shards, resume)
     server_cls = ray.remote(num_cpus=0)(_ShardServer)
     worker_cls = ray.remote(num_cpus=0, max_restarts=0)(_Worker)
@@ -168,6 +177,11 @@ def run_ray(
     history: list[dict] = []
     failed: list[int] = []
     final: dict[int, object] = {}
+    t0 = time.perf_counter()
+    try:  # wall time counts from when every actor is up (JAX imported, data received)
+        ray.get([a.ready.remote() for a in handles + workers], timeout=timeout)
+    except Exception:  # noqa: BLE001 - a worker that fails to start is reported by the loop
+        pass
     t0 = time.perf_counter()
 
     def evaluate():
