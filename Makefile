@@ -12,7 +12,7 @@ JOBS ?= 2
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,experiments,docs,dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,experiments,docs,dev,distributed]"
 	touch $(STAMP)
 
 install: $(STAMP)

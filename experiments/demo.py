@@ -32,6 +32,7 @@ STUDIES = (
     "sweep",
     "schedules",
     "parallel",
+    "async_sgd",  # needs the gradopt[distributed] extra (Ray)
 )
 # Figures shown by the README and the documentation: (study, file) -> name under --figures-to.
 SHOWN = {
@@ -45,6 +46,7 @@ SHOWN = {
     ("sweep", "sweep.png"): "sweep.png",
     ("schedules", "schedules.png"): "schedules.png",
     ("parallel", "parallel.png"): "parallel.png",
+    ("async_sgd", "async_sgd.png"): "async_sgd.png",
 }
 
 

@@ -9,7 +9,7 @@ Importing this package needs only JAX; the Ray back end imports Ray when it is
 used (install the ``gradopt[distributed]`` extra).
 """
 
-from gradopt.distributed._elastic import elastic_difference, elastic_exchange
+from gradopt.distributed._elastic import elastic_difference, elastic_exchange  # noqa: I001
 
 # -- synchronous (data parallelism, ZeRO-1, EASGD over a mesh axis) ---------
 # isort: split
@@ -27,6 +27,31 @@ from gradopt.distributed._process import initialize
 from gradopt.distributed._sharded import sharded
 
 # -- asynchronous (simulator, Downpour, async EASGD, delay-tolerant AdaGrad, Hogwild!) --
+from gradopt.distributed._async_common import (
+    AsyncResult,
+    ServerCheckpoint,
+    Telemetry,
+    WorkerFailedError,
+)
+from gradopt.distributed._async_easgd import async_easgd, eamsgd
+from gradopt.distributed._delay_tolerant import (
+    DelayTolerantAdagradState,
+    DelayTolerantRead,
+    backlog_since,
+    delay_tolerant_adagrad,
+)
+from gradopt.distributed._downpour import downpour
+from gradopt.distributed._hogwild import (
+    HogwildResult,
+    SparseProblem,
+    hogwild,
+    matrix_completion_problem,
+    serial_sgd,
+    sparse_logistic_problem,
+    sparsity_figures,
+)
+from gradopt.distributed._ray_backend import run_ray
+from gradopt.distributed._simulator import simulate
 
 __all__ = [
     # synchronous
@@ -44,4 +69,25 @@ __all__ = [
     "initialize",
     "elastic_difference",
     "elastic_exchange",
+    # asynchronous
+    "AsyncResult",
+    "DelayTolerantAdagradState",
+    "DelayTolerantRead",
+    "ServerCheckpoint",
+    "Telemetry",
+    "WorkerFailedError",
+    "async_easgd",
+    "backlog_since",
+    "delay_tolerant_adagrad",
+    "downpour",
+    "eamsgd",
+    "HogwildResult",
+    "SparseProblem",
+    "hogwild",
+    "matrix_completion_problem",
+    "serial_sgd",
+    "sparse_logistic_problem",
+    "sparsity_figures",
+    "run_ray",
+    "simulate",
 ]
