@@ -71,7 +71,7 @@ def digits_part(settings, data):
             algorithms = {
                 "Downpour (Adagrad server)": gd.downpour(gradopt.adagrad(0.05)),
                 "async EASGD": gd.async_easgd(gradopt.sgd(0.1), alpha=0.9 / p, tau=4),
-                "EAMSGD": gd.eamsgd(0.05, momentum=0.9, alpha=0.9 / p, tau=4),
+                "EAMSGD": gd.async_eamsgd(0.05, momentum=0.9, alpha=0.9 / p, tau=4),
             }
             for name, algo in algorithms.items():
                 kw = dict(n_workers=p, steps=steps, batch_size=batch, seed=settings.seed)

@@ -67,7 +67,7 @@ def cluster():
     "algorithm",
     [
         gd.downpour(gradopt.adagrad(0.2), n_fetch=2, n_push=2),
-        gd.eamsgd(0.2, momentum=0.5, alpha=0.2, tau=2),
+        gd.async_eamsgd(0.2, momentum=0.5, alpha=0.2, tau=2),
     ],
     ids=["downpour-adagrad", "eamsgd"],
 )
@@ -79,7 +79,7 @@ def test_ray_reaches_the_accuracy_of_the_simulator(algorithm):
     )
     assert accuracy(sim.params) > 0.85
     assert abs(accuracy(real.params) - accuracy(sim.params)) <= 0.05
-    pushes = 60 // (2 if algorithm.name == "eamsgd" else algorithm.n_push)
+    pushes = 60 // (2 if algorithm.name == "async_eamsgd" else algorithm.n_push)
     assert real.telemetry.pushes == [pushes, pushes]
     assert sum(real.telemetry.delays.values()) == 2 * pushes
     assert real.history and real.history[-1]["metric"] == accuracy(real.params)

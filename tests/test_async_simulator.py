@@ -130,7 +130,7 @@ def test_async_easgd_and_eamsgd_match_numpy_references_for_one_worker(x64):
     alpha, tau, lr, delta, steps = 0.3, 3, 0.5, 0.8, 40
     for algo, momentum in (
         (gd.async_easgd(gradopt.sgd(lr), alpha=alpha, tau=tau), 0.0),
-        (gd.eamsgd(lr, momentum=delta, alpha=alpha, tau=tau), delta),
+        (gd.async_eamsgd(lr, momentum=delta, alpha=alpha, tau=tau), delta),
     ):
         res = gd.simulate(algo, p0, logistic, [(x, y)], n_workers=1, steps=steps)
         w, v, c = np.zeros(6), np.zeros(6), np.zeros(6)
@@ -192,7 +192,7 @@ def test_warm_start_runs_worker_zero_alone_first():
         (lambda: gd.downpour(gradopt.sgd(0.1), n_fetch=0), "n_fetch"),
         (lambda: gd.downpour(gradopt.sgd(0.1), n_push=0), "n_push"),
         (lambda: gd.async_easgd(gradopt.sgd(0.1), alpha=0.1, tau=0), "tau"),
-        (lambda: gd.eamsgd(0.1, alpha=0.1, tau=-1), "tau"),
+        (lambda: gd.async_eamsgd(0.1, alpha=0.1, tau=-1), "tau"),
         (lambda: gd.async_easgd(gradopt.sgd(0.1), alpha=-0.1), "alpha"),
         (lambda: gd.delay_tolerant_adagrad(0.1, 0.0, 0.0), "initial_accumulator_value"),
         (

@@ -33,7 +33,7 @@ from gradopt.distributed._async_common import (
     Telemetry,
     WorkerFailedError,
 )
-from gradopt.distributed._async_easgd import async_easgd, eamsgd
+from gradopt.distributed._async_easgd import async_eamsgd, async_easgd
 from gradopt.distributed._delay_tolerant import (
     DelayTolerantAdagradState,
     DelayTolerantRead,
@@ -80,7 +80,7 @@ __all__ = [
     "backlog_since",
     "delay_tolerant_adagrad",
     "downpour",
-    "eamsgd",
+    "async_eamsgd",
     "HogwildResult",
     "SparseProblem",
     "hogwild",

@@ -56,7 +56,7 @@ def _center_add(leaves, state, e, extra):
 
 
 class AsyncElastic:
-    """Asynchronous EASGD / EAMSGD; build it with :func:`async_easgd` or :func:`eamsgd`."""
+    """Asynchronous EASGD / EAMSGD; build it with :func:`async_easgd` or :func:`async_eamsgd`."""
 
     def __init__(self, *, alpha, tau, tx=None, learning_rate=None, momentum=None):
         self.alpha = alpha
@@ -64,7 +64,7 @@ class AsyncElastic:
         self.tx = tx
         self.learning_rate = learning_rate
         self.momentum = momentum
-        self.name = "eamsgd" if tx is None else "async_easgd"
+        self.name = "async_eamsgd" if tx is None else "async_easgd"
         self.server_apply = jax.jit(_center_add)
         self._exchange = jax.jit(functools.partial(_exchange, alpha))
         self._steps = {}
@@ -166,7 +166,7 @@ def async_easgd(tx, *, alpha, tau: int = 1) -> AsyncElastic:
     return AsyncElastic(alpha=float(alpha), tau=tau, tx=tx)
 
 
-def eamsgd(learning_rate, *, momentum=0.9, alpha, tau: int = 1) -> AsyncElastic:
+def async_eamsgd(learning_rate, *, momentum=0.9, alpha, tau: int = 1) -> AsyncElastic:
     r"""Asynchronous EAMSGD (Zhang, Choromanska & LeCun, 2015, Algorithm 2).
 
     Asynchronous EASGD whose local step is Nesterov's momentum, as in the paper::
@@ -189,7 +189,7 @@ def eamsgd(learning_rate, *, momentum=0.9, alpha, tau: int = 1) -> AsyncElastic:
       Zhang, Choromanska & LeCun, Deep learning with Elastic Averaging SGD,
       NIPS 2015, arXiv:1412.6651.
     """
-    where = "gradopt.distributed.eamsgd"
+    where = "gradopt.distributed.async_eamsgd"
     check_scalar(where, "learning_rate", learning_rate, low=0.0, low_open=True, fix="Use 0.01.")
     check_scalar(where, "momentum", momentum, low=0.0, high=1.0, high_open=True, fix="Use 0.9.")
     _check_alpha(where, alpha)

@@ -33,7 +33,7 @@ def check_algorithm(where, algorithm):
     if not (hasattr(algorithm, "worker_step_fn") and hasattr(algorithm, "server_apply")):
         raise TypeError(
             f"{where}: algorithm must come from gradopt.distributed.downpour, async_easgd or "
-            f"eamsgd, got {type(algorithm).__name__}. Wrap a transform tx as downpour(tx)."
+            f"async_eamsgd, got {type(algorithm).__name__}. Wrap a transform tx as downpour(tx)."
         )
 
 
@@ -136,7 +136,7 @@ def simulate(
     ``read_delay = (low, high)``; clipped at the start of the run).
 
     Args:
-      algorithm: from :func:`downpour`, :func:`async_easgd` or :func:`eamsgd`.
+      algorithm: from :func:`downpour`, :func:`async_easgd` or :func:`async_eamsgd`.
       params: the initial parameters (a pytree of arrays).
       loss_fn: ``loss_fn(params, *batch) -> scalar``.
       shards: one data shard per worker, each a tuple of arrays with the same
