@@ -16,18 +16,17 @@ from __future__ import annotations
 from gradopt._adaptive import infinity_norm, root_mean_square
 from gradopt._base import GradientTransformation
 from gradopt._chain import chain, divide
-from gradopt._checks import check_flag, check_learning_rate
-from gradopt._moments import (
-    bias_correction,
+from gradopt._checks import (
     check_decay,
     check_dtype,
     check_eps,
-    ema,
-    scale_by_nesterov_ema,
+    check_flag,
+    check_learning_rate,
+    check_weight_decay,
 )
+from gradopt._moments import bias_correction, ema, scale_by_nesterov_ema
 from gradopt._scale import scale_by_learning_rate
-from gradopt._sgd import check_weight_decay, with_l2
-from gradopt._weight_decay import add_decayed_weights
+from gradopt._weight_decay import add_decayed_weights, with_l2
 
 
 def _check_common(where, learning_rate, b1, b2, eps, weight_decay=0.0):

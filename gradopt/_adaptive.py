@@ -24,18 +24,21 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import GradientTransformation, full_like, hyper, increment, zero_count
-from gradopt._checks import check_flag, check_scalar
-from gradopt._elementwise import Elementwise, cast, elementwise, no_step, scalar_dtype
-from gradopt._moments import (
-    check_decay,
-    check_dtype,
-    check_eps,
+from gradopt._base import GradientTransformation
+from gradopt._checks import check_decay, check_dtype, check_eps, check_flag, check_scalar
+from gradopt._elementwise import Elementwise, elementwise, no_step
+from gradopt._numerics import (
+    cast,
+    full_like,
+    hyper,
+    increment,
     one_minus,
     one_minus_power,
     root_of_max,
     saturate,
+    scalar_dtype,
     state_zeros,
+    zero_count,
 )
 
 PyTree = Any

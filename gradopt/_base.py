@@ -19,13 +19,12 @@ import jax
 import jax.numpy as jnp
 
 from gradopt._checks import check_gradients
+from gradopt._numerics import compute_dtype
 
 PyTree = Any
 Params = Any
 Updates = Any
 State = Any
-
-_INT32_MAX = 2**31 - 1
 
 
 class GradientTransformation(NamedTuple):
@@ -280,67 +279,3 @@ def apply_updates(params: Params, updates: Updates) -> Params:
         return (p.astype(compute_dtype(p.dtype)) + u.astype(compute_dtype(p.dtype))).astype(p.dtype)
 
     return jax.tree.map(add, params, updates, is_leaf=lambda x: x is None)
-
-
-# ----------------------------------------------------------------------------
-# numerics shared by the transforms
-
-
-def compute_dtype(dtype) -> jnp.dtype:
-    """The dtype arithmetic is done in: float32 for low-precision floats, else ``dtype``."""
-    dtype = jnp.dtype(dtype)
-    if jnp.issubdtype(dtype, jnp.floating):
-        # Not jnp.promote_types: it refuses bfloat16 -> float32 under strict promotion.
-        return jnp.dtype(jnp.float32) if dtype.itemsize < 4 else dtype
-    return dtype
-
-
-def as_compute(x):
-    """Upcast an array to its compute dtype (bfloat16 and float16 to float32)."""
-    x = jnp.asarray(x)
-    return x.astype(compute_dtype(x.dtype))
-
-
-def hyper(value, like):
-    """A hyperparameter (Python number or scalar array) as an array of ``like``'s dtype.
-
-    Python numbers stay weakly typed; arrays are cast, so a float32 traced
-    learning rate may multiply a float64 update under strict dtype promotion.
-    """
-    if isinstance(value, (int, float)):
-        return value
-    return jnp.asarray(value).astype(jnp.result_type(like))
-
-
-def increment(count):
-    """``count + 1`` for an int32 step counter, saturating at the int32 maximum."""
-    return jnp.where(count < _INT32_MAX, count + 1, count).astype(jnp.int32)
-
-
-def zero_count():
-    return jnp.zeros([], jnp.int32)
-
-
-def full_like(params, value, dtype=None):
-    """``value`` with each leaf's shape and sharding, in ``dtype`` (None: the leaf's dtype).
-
-    Every ``init`` builds its per-parameter state with this, so a state leaf
-    lives where its parameter lives (same sharding, same devices) instead of on
-    the default device. Works for arrays, tracers and Python scalar leaves.
-    """
-
-    def leaf(p):
-        out = jax.lax.full_like(p, value, dtype or jnp.result_type(p))
-        # Traced (an init under jit that closes over concrete sharded params):
-        # full_like drops the sharding there, so constrain it explicitly.
-        concrete = isinstance(p, jax.Array) and not isinstance(p, jax.core.Tracer)
-        if concrete and isinstance(out, jax.core.Tracer) and len(p.sharding.device_set) > 1:
-            out = jax.lax.with_sharding_constraint(out, p.sharding)
-        return out
-
-    return jax.tree.map(leaf, params)
-
-
-def zeros_like(params, dtype=None):
-    """Zeros with each leaf's shape and sharding, in ``dtype`` if given, else the leaf's dtype."""
-    return full_like(params, 0, dtype)

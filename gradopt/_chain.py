@@ -28,11 +28,11 @@ from gradopt._base import (
     call_update,
     check_same_shapes,
     check_same_structure,
-    compute_dtype,
     transform,
 )
 from gradopt._checks import check_gradients
 from gradopt._elementwise import Branch, Elementwise, Seq, elementwise, from_node, node_of, run
+from gradopt._numerics import compute_dtype
 
 
 def _check_transforms(transforms, where: str):

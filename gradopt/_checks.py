@@ -181,3 +181,76 @@ def check_gradients(updates: Any, params: Any = None, *, what: str = "updates") 
                     "shapes of the parameters (JAX would broadcast them silently)."
                 )
     return updates
+
+
+_DECAY_FIX = "Decay rates lie in [0, 1): 0.9 and 0.999 are the usual values."
+
+
+def check_decay(where: str, name: str, value) -> None:
+    """A decay rate (b1, b2, rho, ...) must lie in [0, 1)."""
+    check_scalar(where, name, value, low=0.0, high=1.0, high_open=True, fix=_DECAY_FIX)
+
+
+def check_eps(where: str, value, name: str = "eps") -> None:
+    """An eps must be a positive number."""
+    check_scalar(
+        where, name, value, low=0.0, low_open=True, fix="Use a small positive value such as 1e-8."
+    )
+
+
+def check_dtype(where: str, dtype, name: str = "dtype") -> None:
+    if dtype is None:
+        return
+    try:
+        ok = jnp.issubdtype(jnp.dtype(dtype), jnp.floating)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise TypeError(
+            f"{where}: {name} must be None or a floating dtype such as jnp.bfloat16 or "
+            f"jnp.float32, got {dtype!r}."
+        )
+
+
+_MOMENTUM_FIX = "Momentum lies in [0, 1): 0.9 is the usual value."
+
+
+def check_momentum(where: str, value, name: str = "momentum") -> None:
+    check_scalar(where, name, value, low=0.0, high=1.0, high_open=True, fix=_MOMENTUM_FIX)
+
+
+def check_dampening(where: str, value) -> None:
+    check_scalar(
+        where,
+        "dampening",
+        value,
+        low=0.0,
+        high=1.0,
+        fix="Dampening lies in [0, 1]; 0 (no dampening) is the usual value.",
+    )
+
+
+def check_nesterov(where: str, momentum, dampening) -> None:
+    """Nesterov momentum needs a positive momentum and no dampening."""
+    m = concrete_value(momentum)
+    if m is not None and m == 0:
+        raise ValueError(
+            f"{where}: nesterov=True needs momentum > 0, got momentum={momentum!r}. Set "
+            "momentum (0.9 is usual) or use nesterov=False."
+        )
+    d = concrete_value(dampening)
+    if d is not None and d != 0:
+        raise ValueError(
+            f"{where}: nesterov=True needs dampening == 0 (as in PyTorch), got "
+            f"dampening={dampening!r}. Use dampening=0.0 or nesterov=False."
+        )
+
+
+def check_weight_decay(where: str, value) -> None:
+    check_scalar(
+        where,
+        "weight_decay",
+        value,
+        low=0.0,
+        fix="Weight decay is non-negative; use 0.0 to switch it off.",
+    )

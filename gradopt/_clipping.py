@@ -17,8 +17,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import EmptyState, GradientTransformation, as_compute, hyper, transform
+from gradopt._base import EmptyState, GradientTransformation, transform
 from gradopt._checks import check_scalar
+from gradopt._numerics import as_compute, hyper
 
 
 def _empty_init(params, **hyper):

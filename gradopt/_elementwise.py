@@ -31,8 +31,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import Bound, GradientTransformation, checked_update, compute_dtype
+from gradopt._base import Bound, GradientTransformation, checked_update
 from gradopt._checks import check_gradients
+from gradopt._numerics import compute_dtype
 
 
 class Elementwise(NamedTuple):
@@ -79,6 +80,10 @@ class Prim(Node):
     def init(self, params):
         return self.spec.init(params, **self.hyper)
 
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyper.items())
+        return f"{self.spec.name}({args})"
+
     def needs_params(self) -> bool:
         return self.spec.needs_params(**self.hyper)
 
@@ -119,6 +124,9 @@ class Seq(Node):
     def init(self, params):
         return tuple(c.init(params) for c in self.children)
 
+    def __repr__(self) -> str:
+        return f"chain({', '.join(map(repr, self.children))})"
+
     def needs_params(self) -> bool:
         return any(c.needs_params() for c in self.children)
 
@@ -150,6 +158,10 @@ class Branch(Seq):
         super().__init__(children)
         self.join = join
         self._key = ("branch", children, join)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(map(repr, self.children))
+        return f"branch({inner}, join={getattr(self.join, '__name__', self.join)})"
 
     def prepare(self, state, flatten):
         _check_tuple(state, len(self.children), "branch")
@@ -277,18 +289,6 @@ def node_of(tx) -> Node | None:
     if isinstance(update, Bound) and update.fn is _ew_update:
         return update.kwargs["node"]
     return None
-
-
-def scalar_dtype():
-    """float64 when 64-bit mode is on, else float32: the dtype of per-step scalars."""
-    return jax.dtypes.canonicalize_dtype(jnp.float64)
-
-
-def cast(value, like):
-    """A hyperparameter or ctx scalar in ``like``'s dtype (Python numbers stay weak)."""
-    if value is None or isinstance(value, (int, float)):
-        return value
-    return jnp.asarray(value).astype(like.dtype)
 
 
 __all__ = ["Elementwise", "Prim", "Seq", "Branch", "run", "elementwise", "from_node", "node_of"]

@@ -10,7 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradopt._base import GradientTransformation, call_update, increment, transform, zero_count
+from gradopt._base import GradientTransformation, call_update, transform
+from gradopt._numerics import increment, zero_count
 
 _WHERE = "gradopt.inject_hyperparams"
 

@@ -7,109 +7,27 @@ stage stores its state in a fixed dtype and computes in float32 or wider.
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import (
-    GradientTransformation,
-    compute_dtype,
+from gradopt._base import GradientTransformation
+from gradopt._checks import check_decay, check_dtype, check_scalar
+from gradopt._elementwise import Elementwise, elementwise, no_step
+from gradopt._numerics import (
+    cast,
     hyper,
     increment,
+    one_minus,
+    one_minus_power,
+    saturate,
+    scalar_dtype,
+    state_zeros,
     zero_count,
-    zeros_like,
 )
-from gradopt._checks import check_scalar
-from gradopt._elementwise import Elementwise, cast, elementwise, no_step, scalar_dtype
 
 PyTree = Any
-
-_DECAY_FIX = "Decay rates lie in [0, 1): 0.9 and 0.999 are the usual values."
-
-
-# ----------------------------------------------------------------------------
-# numerics shared by the moment and adaptive transforms
-
-
-def check_decay(where: str, name: str, value) -> None:
-    """A decay rate (b1, b2, rho, ...) must lie in [0, 1)."""
-    check_scalar(where, name, value, low=0.0, high=1.0, high_open=True, fix=_DECAY_FIX)
-
-
-def check_eps(where: str, value, name: str = "eps") -> None:
-    """An eps must be a positive number."""
-    check_scalar(
-        where, name, value, low=0.0, low_open=True, fix="Use a small positive value such as 1e-8."
-    )
-
-
-def check_dtype(where: str, dtype, name: str = "dtype") -> None:
-    if dtype is None:
-        return
-    try:
-        ok = jnp.issubdtype(jnp.dtype(dtype), jnp.floating)
-    except TypeError:
-        ok = False
-    if not ok:
-        raise TypeError(
-            f"{where}: {name} must be None or a floating dtype such as jnp.bfloat16 or "
-            f"jnp.float32, got {dtype!r}."
-        )
-
-
-def wider(*dtypes) -> jnp.dtype:
-    """The widest compute dtype among ``dtypes`` (float32 at least; floats before integers)."""
-    return max(
-        (compute_dtype(d) for d in dtypes),
-        key=lambda d: (jnp.issubdtype(d, jnp.floating), jnp.dtype(d).itemsize),
-    )
-
-
-def saturate(x, dtype):
-    """``min(x, largest finite value of dtype)``: squares and their sums saturate.
-
-    A finite gradient above ``sqrt(max)`` (1.8e19 in float32 and bfloat16) has
-    a square that overflows to inf; the second-moment statistics keep the
-    dtype's largest finite value instead (as step counters saturate), so they
-    stay finite and decay back at their rate. NaN stays NaN.
-    """
-    return jnp.minimum(x, jnp.finfo(dtype).max.astype(x.dtype))
-
-
-def root_of_max(dtype) -> float:
-    """``sqrt`` of the largest finite value of ``dtype``, a little below, as a Python float."""
-    return math.sqrt(float(jnp.finfo(dtype).max)) * (1 - 2**-20)
-
-
-def one_minus(decay, like):
-    """``1 - decay`` as a scalar of ``like``'s dtype, computed in double for Python numbers."""
-    if isinstance(decay, (int, float)):
-        return 1.0 - decay
-    return 1 - hyper(decay, like)
-
-
-def one_minus_power(decay, count, like):
-    """``1 - decay ** count`` in ``like``'s dtype, accurate when ``decay`` is close to 1.
-
-    Evaluated as ``-expm1(count * log(decay))``; for a Python ``decay`` the
-    logarithm is taken in double precision, so float32 keeps ~7 digits of the
-    small difference instead of those left after rounding ``decay`` itself.
-    """
-    dtype = jnp.result_type(like)
-    t = jnp.asarray(count).astype(dtype)
-    if isinstance(decay, (int, float)):
-        if decay == 0:
-            return jnp.ones([], dtype)
-        return -jnp.expm1(t * math.log(decay))
-    d = hyper(decay, like)
-    return jnp.where(d == 0, jnp.ones([], dtype), -jnp.expm1(t * jnp.log(d)))
-
-
-def state_zeros(params, dtype):
-    """Zeros shaped like ``params``, stored in ``dtype`` (None: each leaf's dtype)."""
-    return zeros_like(params, dtype)
 
 
 # ----------------------------------------------------------------------------

@@ -19,29 +19,28 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import GradientTransformation, hyper, increment, tree_map, zero_count
-from gradopt._checks import check_flag, check_learning_rate, check_scalar
-from gradopt._elementwise import Elementwise, cast, elementwise, scalar_dtype
-from gradopt._moments import check_dtype, one_minus, state_zeros, wider
+from gradopt._base import GradientTransformation, tree_map
+from gradopt._checks import (
+    check_dampening,
+    check_dtype,
+    check_flag,
+    check_learning_rate,
+    check_momentum,
+    check_nesterov,
+)
+from gradopt._elementwise import Elementwise, elementwise
+from gradopt._numerics import (
+    cast,
+    hyper,
+    increment,
+    one_minus,
+    scalar_dtype,
+    state_zeros,
+    wider,
+    zero_count,
+)
 
 PyTree = Any
-
-_MOMENTUM_FIX = "Momentum lies in [0, 1): 0.9 is the usual value."
-
-
-def check_momentum(where: str, value, name: str = "momentum") -> None:
-    check_scalar(where, name, value, low=0.0, high=1.0, high_open=True, fix=_MOMENTUM_FIX)
-
-
-def check_dampening(where: str, value) -> None:
-    check_scalar(
-        where,
-        "dampening",
-        value,
-        low=0.0,
-        high=1.0,
-        fix="Dampening lies in [0, 1]; 0 (no dampening) is the usual value.",
-    )
 
 
 # ----------------------------------------------------------------------------
@@ -132,24 +131,6 @@ def trace(
         dampen_first_step=dampen_first_step,
         dtype=dtype,
     )
-
-
-def check_nesterov(where: str, momentum, dampening) -> None:
-    """Nesterov momentum needs a positive momentum and no dampening."""
-    from gradopt._checks import concrete_value
-
-    m = concrete_value(momentum)
-    if m is not None and m == 0:
-        raise ValueError(
-            f"{where}: nesterov=True needs momentum > 0, got momentum={momentum!r}. Set "
-            "momentum (0.9 is usual) or use nesterov=False."
-        )
-    d = concrete_value(dampening)
-    if d is not None and d != 0:
-        raise ValueError(
-            f"{where}: nesterov=True needs dampening == 0 (as in PyTorch), got "
-            f"dampening={dampening!r}. Use dampening=0.0 or nesterov=False."
-        )
 
 
 # ----------------------------------------------------------------------------

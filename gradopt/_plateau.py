@@ -7,8 +7,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import GradientTransformation, hyper, increment, transform, zero_count
+from gradopt._base import GradientTransformation, transform
 from gradopt._checks import check_choice, check_scalar
+from gradopt._numerics import hyper, increment, zero_count
 from gradopt._scale import scale_tree
 from gradopt._schedules_common import float_dtype
 

@@ -10,37 +10,19 @@ from __future__ import annotations
 
 from gradopt._adaptive import scale_by_adadelta, scale_by_rms, scale_by_sum_of_squares
 from gradopt._base import GradientTransformation
-from gradopt._chain import chain
-from gradopt._checks import check_flag, check_learning_rate, check_scalar, concrete_value
-from gradopt._moments import check_decay, check_eps
-from gradopt._momentum import check_dampening, check_momentum, check_nesterov, heavy_ball, trace
+from gradopt._checks import (
+    check_dampening,
+    check_decay,
+    check_eps,
+    check_flag,
+    check_learning_rate,
+    check_momentum,
+    check_nesterov,
+    check_weight_decay,
+)
+from gradopt._momentum import heavy_ball, trace
 from gradopt._scale import scale_by_learning_rate
-from gradopt._weight_decay import add_decayed_weights
-
-
-def is_zero(value) -> bool:
-    """True for a concrete zero (a traced value is never known to be zero)."""
-    return concrete_value(value) == 0
-
-
-def check_weight_decay(where: str, value) -> None:
-    check_scalar(
-        where,
-        "weight_decay",
-        value,
-        low=0.0,
-        fix="Weight decay is non-negative; use 0.0 to switch it off.",
-    )
-
-
-def with_l2(weight_decay, *stages) -> GradientTransformation:
-    """``chain(add_decayed_weights(weight_decay), *stages)``: coupled L2, then the rule.
-
-    The decay stage is there even for a weight decay of 0 (where it changes
-    nothing and needs no params), so the state's structure is the same for
-    0.0, a traced 0.0 and 1e-4.
-    """
-    return chain(add_decayed_weights(weight_decay), *stages)
+from gradopt._weight_decay import is_zero, with_l2
 
 
 def sgd(

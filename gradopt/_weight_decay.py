@@ -11,10 +11,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import EmptyState, GradientTransformation, hyper, transform, tree_map
+from gradopt._base import EmptyState, GradientTransformation, transform, tree_map
+from gradopt._chain import chain
 from gradopt._checks import check_scalar, concrete_value
 from gradopt._elementwise import Elementwise, elementwise, no_step
-from gradopt._moments import wider
+from gradopt._numerics import hyper, wider
 
 
 def _select(flag, decayed, plain):
@@ -52,18 +53,14 @@ def _wd_update(updates, state, params=None, *, weight_decay, mask, **extra):
     return chosen, state
 
 
-def _is_concrete_zero(value) -> bool:
-    return concrete_value(value) == 0
-
-
 def _wd_needs_params(*, weight_decay, mask):
     del mask
-    return not _is_concrete_zero(weight_decay)
+    return not is_zero(weight_decay)
 
 
 def _wd_leaf(x, fields, ctx, p, *, weight_decay, mask):
     del fields, ctx, mask
-    if _is_concrete_zero(weight_decay):
+    if is_zero(weight_decay):
         return x, {}
     return x + hyper(weight_decay, x) * jnp.asarray(p).astype(x.dtype), {}
 
@@ -104,3 +101,18 @@ def add_decayed_weights(weight_decay, *, mask=None) -> GradientTransformation:
     if mask is None:
         return elementwise(_WD, weight_decay=weight_decay, mask=None)
     return transform(_wd_init, _wd_update, weight_decay=weight_decay, mask=mask)
+
+
+def is_zero(value) -> bool:
+    """True for a concrete zero (a traced value is never known to be zero)."""
+    return concrete_value(value) == 0
+
+
+def with_l2(weight_decay, *stages) -> GradientTransformation:
+    """``chain(add_decayed_weights(weight_decay), *stages)``: coupled L2, then the rule.
+
+    The decay stage is there even for a weight decay of 0 (where it changes
+    nothing and needs no params), so the state's structure is the same for
+    0.0, a traced 0.0 and 1e-4.
+    """
+    return chain(add_decayed_weights(weight_decay), *stages)

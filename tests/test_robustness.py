@@ -251,7 +251,7 @@ def test_non_float_gradient_is_refused(entry):
 
 
 def test_wider_prefers_floats():
-    from gradopt._moments import wider
+    from gradopt._numerics import wider
 
     assert wider(jnp.int32, jnp.float32) == jnp.float32
     assert wider(jnp.float32, jnp.int32) == jnp.float32

@@ -13,7 +13,22 @@ from gradopt.distributed._elastic import elastic_difference, elastic_exchange  #
 
 # -- synchronous (data parallelism, ZeRO-1, EASGD over a mesh axis) ---------
 # isort: split
+# -- asynchronous (simulator, Downpour, async EASGD, delay-tolerant AdaGrad, Hogwild!) --
+from gradopt.distributed._async_common import (
+    AsyncResult,
+    ServerCheckpoint,
+    Telemetry,
+    WorkerFailedError,
+)
+from gradopt.distributed._async_easgd import async_eamsgd, async_easgd
 from gradopt.distributed._data_parallel import DataParallel, data_parallel, pairwise_sum
+from gradopt.distributed._delay_tolerant import (
+    DelayTolerantAdagradState,
+    DelayTolerantRead,
+    backlog_since,
+    delay_tolerant_adagrad,
+)
+from gradopt.distributed._downpour import downpour
 from gradopt.distributed._easgd import (
     EamsgdState,
     EasgdState,
@@ -23,24 +38,6 @@ from gradopt.distributed._easgd import (
     stack_workers,
     worker_step,
 )
-from gradopt.distributed._process import initialize
-from gradopt.distributed._sharded import sharded
-
-# -- asynchronous (simulator, Downpour, async EASGD, delay-tolerant AdaGrad, Hogwild!) --
-from gradopt.distributed._async_common import (
-    AsyncResult,
-    ServerCheckpoint,
-    Telemetry,
-    WorkerFailedError,
-)
-from gradopt.distributed._async_easgd import async_eamsgd, async_easgd
-from gradopt.distributed._delay_tolerant import (
-    DelayTolerantAdagradState,
-    DelayTolerantRead,
-    backlog_since,
-    delay_tolerant_adagrad,
-)
-from gradopt.distributed._downpour import downpour
 from gradopt.distributed._hogwild import (
     HogwildResult,
     SparseProblem,
@@ -50,7 +47,9 @@ from gradopt.distributed._hogwild import (
     sparse_logistic_problem,
     sparsity_figures,
 )
+from gradopt.distributed._process import initialize
 from gradopt.distributed._ray_backend import run_ray
+from gradopt.distributed._sharded import sharded
 from gradopt.distributed._simulator import simulate
 
 __all__ = [

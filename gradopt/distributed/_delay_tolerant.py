@@ -27,8 +27,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import Bound, check_same_structure, compute_dtype, hyper, tree_map
+from gradopt._base import Bound, check_same_structure, tree_map
 from gradopt._checks import check_scalar
+from gradopt._numerics import compute_dtype, hyper
 
 PyTree = Any
 

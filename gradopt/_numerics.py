@@ -1,0 +1,141 @@
+"""Numerics shared by the transforms: compute dtypes, hyperparameters as arrays,
+saturating step counters, per-step scalars, state leaves built like the parameters.
+
+Every transform computes in float32 or wider (``compute_dtype``), keeps its step
+counters in int32 saturating at the maximum (``increment``), and builds its
+per-parameter state with each parameter's shape and sharding (``full_like``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+_INT32_MAX = 2**31 - 1
+
+
+def compute_dtype(dtype) -> jnp.dtype:
+    """The dtype arithmetic is done in: float32 for low-precision floats, else ``dtype``."""
+    dtype = jnp.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.floating):
+        # Not jnp.promote_types: it refuses bfloat16 -> float32 under strict promotion.
+        return jnp.dtype(jnp.float32) if dtype.itemsize < 4 else dtype
+    return dtype
+
+
+def as_compute(x):
+    """Upcast an array to its compute dtype (bfloat16 and float16 to float32)."""
+    x = jnp.asarray(x)
+    return x.astype(compute_dtype(x.dtype))
+
+
+def hyper(value, like):
+    """A hyperparameter (Python number or scalar array) as an array of ``like``'s dtype.
+
+    Python numbers stay weakly typed; arrays are cast, so a float32 traced
+    learning rate may multiply a float64 update under strict dtype promotion.
+    """
+    if isinstance(value, (int, float)):
+        return value
+    return jnp.asarray(value).astype(jnp.result_type(like))
+
+
+def increment(count):
+    """``count + 1`` for an int32 step counter, saturating at the int32 maximum."""
+    return jnp.where(count < _INT32_MAX, count + 1, count).astype(jnp.int32)
+
+
+def zero_count():
+    return jnp.zeros([], jnp.int32)
+
+
+def full_like(params, value, dtype=None):
+    """``value`` with each leaf's shape and sharding, in ``dtype`` (None: the leaf's dtype).
+
+    Every ``init`` builds its per-parameter state with this, so a state leaf
+    lives where its parameter lives (same sharding, same devices) instead of on
+    the default device. Works for arrays, tracers and Python scalar leaves.
+    """
+
+    def leaf(p):
+        out = jax.lax.full_like(p, value, dtype or jnp.result_type(p))
+        # Traced (an init under jit that closes over concrete sharded params):
+        # full_like drops the sharding there, so constrain it explicitly.
+        concrete = isinstance(p, jax.Array) and not isinstance(p, jax.core.Tracer)
+        if concrete and isinstance(out, jax.core.Tracer) and len(p.sharding.device_set) > 1:
+            out = jax.lax.with_sharding_constraint(out, p.sharding)
+        return out
+
+    return jax.tree.map(leaf, params)
+
+
+def zeros_like(params, dtype=None):
+    """Zeros with each leaf's shape and sharding, in ``dtype`` if given, else the leaf's dtype."""
+    return full_like(params, 0, dtype)
+
+
+def wider(*dtypes) -> jnp.dtype:
+    """The widest compute dtype among ``dtypes`` (float32 at least; floats before integers)."""
+    return max(
+        (compute_dtype(d) for d in dtypes),
+        key=lambda d: (jnp.issubdtype(d, jnp.floating), jnp.dtype(d).itemsize),
+    )
+
+
+def saturate(x, dtype):
+    """``min(x, largest finite value of dtype)``: squares and their sums saturate.
+
+    A finite gradient above ``sqrt(max)`` (1.8e19 in float32 and bfloat16) has
+    a square that overflows to inf; the second-moment statistics keep the
+    dtype's largest finite value instead (as step counters saturate), so they
+    stay finite and decay back at their rate. NaN stays NaN.
+    """
+    return jnp.minimum(x, jnp.finfo(dtype).max.astype(x.dtype))
+
+
+def root_of_max(dtype) -> float:
+    """``sqrt`` of the largest finite value of ``dtype``, a little below, as a Python float."""
+    return math.sqrt(float(jnp.finfo(dtype).max)) * (1 - 2**-20)
+
+
+def one_minus(decay, like):
+    """``1 - decay`` as a scalar of ``like``'s dtype, computed in double for Python numbers."""
+    if isinstance(decay, (int, float)):
+        return 1.0 - decay
+    return 1 - hyper(decay, like)
+
+
+def one_minus_power(decay, count, like):
+    """``1 - decay ** count`` in ``like``'s dtype, accurate when ``decay`` is close to 1.
+
+    Evaluated as ``-expm1(count * log(decay))``; for a Python ``decay`` the
+    logarithm is taken in double precision, so float32 keeps ~7 digits of the
+    small difference instead of those left after rounding ``decay`` itself.
+    """
+    dtype = jnp.result_type(like)
+    t = jnp.asarray(count).astype(dtype)
+    if isinstance(decay, (int, float)):
+        if decay == 0:
+            return jnp.ones([], dtype)
+        return -jnp.expm1(t * math.log(decay))
+    d = hyper(decay, like)
+    return jnp.where(d == 0, jnp.ones([], dtype), -jnp.expm1(t * jnp.log(d)))
+
+
+def state_zeros(params, dtype):
+    """Zeros shaped like ``params``, stored in ``dtype`` (None: each leaf's dtype)."""
+    return zeros_like(params, dtype)
+
+
+def scalar_dtype():
+    """float64 when 64-bit mode is on, else float32: the dtype of per-step scalars."""
+    return jax.dtypes.canonicalize_dtype(jnp.float64)
+
+
+def cast(value, like):
+    """A hyperparameter or ctx scalar in ``like``'s dtype (Python numbers stay weak)."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    return jnp.asarray(value).astype(like.dtype)
