@@ -170,7 +170,7 @@ def check_state(init, state, updates, params) -> None:
     like = updates if params is None else params
     want_def, want = _expected_state(init, like, params is not None)
     got_def, got = _signature(state, params is not None)
-    if got_def != want_def or got != want:  # type: ignore[operator]
+    if got_def != want_def or got != want:
         name = getattr(getattr(init, "fn", None), "__name__", repr(init))
         raise ValueError(
             "The optimizer state does not match what this optimizer's init builds "

@@ -62,8 +62,30 @@ class Node:
 
     _key: Any
 
+    def init(self, params) -> Any:
+        raise NotImplementedError
+
+    def needs_params(self) -> bool:
+        raise NotImplementedError
+
+    def prepare(self, state, flatten) -> Any:
+        """Per-step scalar work, and the state's per-leaf fields flattened."""
+        raise NotImplementedError
+
+    def dtypes(self, prep, i) -> list[Any]:
+        """The storage dtypes of leaf ``i``'s state (to choose its compute dtype)."""
+        raise NotImplementedError
+
+    def leaf(self, x, prep, i, p) -> tuple[Any, Any]:
+        """The arithmetic on leaf ``i``: ``(output, new per-leaf state)``."""
+        raise NotImplementedError
+
+    def finish(self, prep, news, unflatten) -> Any:
+        """The new state from the per-step scalars and the new per-leaf fields."""
+        raise NotImplementedError
+
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self._key == other._key  # type: ignore[attr-defined]
+        return type(self) is type(other) and self._key == other._key
 
     def __hash__(self) -> int:
         return hash(self._key)
