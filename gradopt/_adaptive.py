@@ -55,8 +55,17 @@ def _moving(decay, x, m):
 
 
 def _moving_square(decay, x, m):
-    """The moving average of ``x**2``, saturating at the dtype's largest finite value."""
-    return saturate(_moving(decay, saturate(x * x, x.dtype), m), x.dtype)
+    """The moving average of ``x**2``, at most the dtype's largest finite value.
+
+    ``x`` is clipped where its square would overflow, so ``x**2`` and the convex
+    combination stay finite. (Clipping the input rather than the result keeps
+    the expression one that XLA:CPU fuses like optax's: a ``minimum`` on the
+    result made it recompute the average in the parameter's loop, from a copy
+    of the old state, one more array pass per leaf.)
+    """
+    bound = root_of_max(x.dtype)
+    x = jnp.clip(x, -bound, bound)
+    return _moving(decay, x * x, m)
 
 
 # ----------------------------------------------------------------------------

@@ -119,14 +119,18 @@ def test_centered_rmsprop_extreme_gradient_is_not_nan(dtype):
 
 
 def test_second_moment_saturates_and_decays_back():
-    """Adam's v saturates at float32's largest value and decays by b2 per step."""
+    """Adam's v saturates just below float32's largest value and decays by b2 per step.
+
+    The gradient is clipped at ``sqrt(max) * (1 - 2**-20)`` before squaring, so
+    the square is ``max * (1 - 2**-19)``: within 2e-6 of the largest value.
+    """
     tx = gradopt.scale_by_rms(0.999, eps=1e-8, debias=True)
     state = tx.init({"w": jnp.zeros(1)})
     _, state = tx.update({"w": jnp.array([1e30])}, state)
     top = float(np.finfo(np.float32).max)  # g**2 = 1e60 saturates at float32's max
-    np.testing.assert_allclose(state.nu["w"], 0.001 * top, rtol=1e-6)
+    np.testing.assert_allclose(state.nu["w"], 0.001 * top, rtol=4e-6)
     updates, state = tx.update({"w": jnp.array([1.0])}, state)
-    np.testing.assert_allclose(state.nu["w"], 0.999 * 0.001 * top, rtol=1e-6)
+    np.testing.assert_allclose(state.nu["w"], 0.999 * 0.001 * top, rtol=4e-6)
     assert 0 < float(updates["w"][0]) < 1e-15  # tiny but not stuck at 0
 
 
