@@ -64,7 +64,7 @@ def digits_part(settings, data):
     runs, rows = {}, []
     with warnings.catch_warnings():  # Ray forks + execs its daemons; JAX warns on any fork
         warnings.filterwarnings("ignore", r"os\.fork\(\) was called", RuntimeWarning)
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         for p in p_list:
             shards = [(data.x_train[i::p], data.y_train[i::p]) for i in range(p)]

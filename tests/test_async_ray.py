@@ -54,7 +54,7 @@ def cluster():
     signal.alarm(240)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", FORK_WARNING, RuntimeWarning)
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield
     finally:

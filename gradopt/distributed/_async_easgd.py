@@ -67,7 +67,7 @@ class AsyncElastic:
         self.name = "async_eamsgd" if tx is None else "async_easgd"
         self.server_apply = jax.jit(_center_add)
         self._exchange = jax.jit(functools.partial(_exchange, alpha))
-        self._steps = {}
+        self._steps: dict = {}
 
     def __reduce__(self):  # jitted functions do not pickle: rebuild them (Ray ships this)
         kwargs = dict(alpha=self.alpha, tau=self.tau, tx=self.tx)

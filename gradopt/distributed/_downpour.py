@@ -55,7 +55,7 @@ class Downpour:
         self.n_push = n_push
         self.local_learning_rate = local_learning_rate
         self.server_apply = jax.jit(functools.partial(_server_apply, tx))
-        self._steps = {}
+        self._steps: dict = {}
 
     def __reduce__(self):  # jitted functions do not pickle: rebuild them (Ray ships this)
         return (Downpour, (self.tx, self.n_fetch, self.n_push, self.local_learning_rate))

@@ -20,6 +20,7 @@ import multiprocessing as mp
 import queue as queue_module
 import time
 import traceback
+from typing import Any
 
 import numpy as np
 
@@ -44,11 +45,11 @@ class SparseProblem:
     n_params: int
     targets: np.ndarray
     reg: float
-    indptr: np.ndarray | None = None
-    indices: np.ndarray | None = None
-    values: np.ndarray | None = None
-    rows: np.ndarray | None = None
-    cols: np.ndarray | None = None
+    indptr: Any = None  # the arrays of the other kind are None
+    indices: Any = None
+    values: Any = None
+    rows: Any = None
+    cols: Any = None
     rank: int = 0
     n_rows: int = 0
     n_cols: int = 0
@@ -311,7 +312,8 @@ def hogwild(
         raise ValueError(f"{where}: need learning_rate > 0 and 0 < decay <= 1.")
     ctx = mp.get_context("spawn")
     raw_w = ctx.RawArray(ctypes.c_double, problem.n_params)
-    np.frombuffer(raw_w, np.float64)[:] = initial_params(problem, seed)
+    shared = np.frombuffer(raw_w, np.float64)  # type: ignore[call-overload]
+    shared[:] = initial_params(problem, seed)
     raw_counters = ctx.RawArray(ctypes.c_int64, n_workers)
     barrier, results = ctx.Barrier(n_workers), ctx.Queue()
     per_worker = n_updates // n_workers
@@ -328,7 +330,7 @@ def hogwild(
                 daemon=True,
             )
         )
-    done = {}
+    done: dict[int, tuple] = {}
     try:
         for p in procs:
             p.start()
@@ -363,11 +365,9 @@ def hogwild(
         results.join_thread()
     start = min(d[0] for d in done.values())
     seconds = max(d[1] for d in done.values()) - start
-    hist = sum(
-        np.pad(d[2], (0, 1 + max(len(x[2]) for x in done.values()) - len(d[2])))
-        for d in done.values()
-    )
-    w = np.frombuffer(raw_w, np.float64).copy()
+    width = max(len(d[2]) for d in done.values())
+    hist = np.sum([np.pad(d[2], (0, width - len(d[2]))) for d in done.values()], axis=0)
+    w = shared.copy()
     total = per_worker * n_workers
     return HogwildResult(
         w,
