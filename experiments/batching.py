@@ -64,18 +64,18 @@ def train(model, data, batch_size, order, epochs, seed):
     return np.asarray(losses), np.asarray(times), test_acc
 
 
-def run(settings: common.Settings) -> common.Result:
-    import matplotlib.pyplot as plt
-
+def load_data(settings):
     data = datasets.load(
         settings.extra.get("dataset", "digits"), settings.extra.get("data_dir"), seed=settings.seed
     )
-    data = data.subset(settings.pick(None, None, 256), settings.pick(None, 2000, 100))
-    epochs = settings.pick(30, 8, 2)
-    batch_sizes = BATCH_SIZES if settings.mode != "smoke" else (None, 32)
-    model_names = ("softmax", "mlp") if settings.mode != "smoke" else ("softmax",)
-    batch_sizes = tuple(b for b in batch_sizes if b is None or b <= len(data.x_train))
+    return data.subset(settings.pick(None, None, 256), settings.pick(None, 2000, 100))
 
+
+def train_all(data, model_names, batch_sizes, epochs, seed):
+    """Every (model, batch size) on shuffled data, and B=32 in both orders on class-sorted data.
+
+    Returns ``runs`` keyed by ``(model, batch_size, order, data)`` and the CSV rows.
+    """
     runs, rows = {}, []
     order_by_class = np.argsort(data.y_train, kind="stable")
     sorted_data = dataclasses.replace(
@@ -86,7 +86,7 @@ def run(settings: common.Settings) -> common.Result:
     for key in common.progress(jobs, desc="batching"):
         model, batch_size, order, which = key
         source = sorted_data if which == "sorted" else data
-        losses, times, acc = train(model, source, batch_size, order, epochs, settings.seed)
+        losses, times, acc = train(model, source, batch_size, order, epochs, seed)
         runs[key] = (losses, times, acc)
         for epoch, (loss, t) in enumerate(zip(losses, times, strict=True)):
             rows.append(
@@ -101,9 +101,13 @@ def run(settings: common.Settings) -> common.Result:
                     "test_accuracy": acc if epoch == epochs else None,
                 }
             )
-    data_files = [str(common.write_csv(settings.out / "batching.csv", rows))]
+    return runs, rows
 
-    # --- figure
+
+def draw(settings, runs, model_names, batch_sizes, epochs) -> list[str]:
+    """Loss against epochs and wall-clock per batch size; order on class-sorted data."""
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(
         len(model_names), 3, figsize=(15, 4.2 * len(model_names)), squeeze=False
     )
@@ -128,54 +132,76 @@ def run(settings: common.Settings) -> common.Result:
         axes[r, 2].set_title(f"{model}, B=32 on class-sorted data: order", fontsize=9)
         axes[r, 2].set_xlabel("epoch")
         axes[r, 2].legend(fontsize=7)
-    figures = [common.save_figure(fig, settings, "batching")]
+    return [common.save_figure(fig, settings, "batching")]
 
-    # --- findings
+
+def model_findings(runs, model, batch_sizes, epochs):
+    """One model's findings, its table rows, and the batch size first to the target loss."""
+    findings, table = [], []
+    finals = {b: runs[(model, b, "shuffle", "as loaded")][0][-1] for b in batch_sizes}
+    best_final = min(finals.values())
+    start_loss = runs[(model, batch_sizes[0], "shuffle", "as loaded")][0][0]
+    target = float(np.sqrt(start_loss * best_final))  # halfway on a log scale
+    reach = {}
+    for b in batch_sizes:
+        losses, times, acc = runs[(model, b, "shuffle", "as loaded")]
+        hit = np.nonzero(losses[1:] <= target)[0]
+        reach[b] = times[1:][hit[0]] if hit.size else None
+        table.append(
+            [
+                model,
+                label(b),
+                common.fmt(losses[-1]),
+                f"{acc:.3f}",
+                f"{times[-1]:.2f}",
+                f"{reach[b]:.2f}" if reach[b] is not None else "—",
+            ]
+        )
+    per_epoch = sorted(batch_sizes, key=lambda b: finals[b])
+    findings.append(
+        f"{model}: after {epochs} epochs, lowest training loss with {label(per_epoch[0])} "
+        f"({common.fmt(finals[per_epoch[0]])}), highest with {label(per_epoch[-1])} "
+        f"({common.fmt(finals[per_epoch[-1]])})."
+    )
+    reached = {b: t for b, t in reach.items() if t is not None}
+    fastest = None
+    if reached:
+        fastest = min(reached, key=reached.get)
+        findings.append(
+            f"{model}: first to reach loss {common.fmt(target)} (halfway, on a log scale, "
+            "from the start to the best final loss) in "
+            f"wall-clock time: {label(fastest)} ({reached[fastest]:.2f} s); never reached by "
+            + (", ".join(label(b) for b in batch_sizes if b not in reached) or "none")
+            + "."
+        )
+    seq = runs[(model, 32, "sequential", "sorted")]
+    shf = runs[(model, 32, "shuffle", "sorted")]
+    findings.append(
+        f"{model}, B=32 on class-sorted data: sequential order ends at training loss "
+        f"{common.fmt(seq[0][-1])} (test accuracy {seq[2]:.3f}), shuffled at "
+        f"{common.fmt(shf[0][-1])} ({shf[2]:.3f})."
+    )
+    return findings, table, (None if fastest is None else label(fastest))
+
+
+def run(settings: common.Settings) -> common.Result:
+    data = load_data(settings)
+    epochs = settings.pick(30, 8, 2)
+    batch_sizes = BATCH_SIZES if settings.mode != "smoke" else (None, 32)
+    model_names = ("softmax", "mlp") if settings.mode != "smoke" else ("softmax",)
+    batch_sizes = tuple(b for b in batch_sizes if b is None or b <= len(data.x_train))
+
+    runs, rows = train_all(data, model_names, batch_sizes, epochs, settings.seed)
+    data_files = [str(common.write_csv(settings.out / "batching.csv", rows))]
+    figures = draw(settings, runs, model_names, batch_sizes, epochs)
+
     findings, table, fastest_by_model = [], [], {}
     for model in model_names:
-        finals = {b: runs[(model, b, "shuffle", "as loaded")][0][-1] for b in batch_sizes}
-        best_final = min(finals.values())
-        start_loss = runs[(model, batch_sizes[0], "shuffle", "as loaded")][0][0]
-        target = float(np.sqrt(start_loss * best_final))  # halfway on a log scale
-        reach = {}
-        for b in batch_sizes:
-            losses, times, acc = runs[(model, b, "shuffle", "as loaded")]
-            hit = np.nonzero(losses[1:] <= target)[0]
-            reach[b] = times[1:][hit[0]] if hit.size else None
-            table.append(
-                [
-                    model,
-                    label(b),
-                    common.fmt(losses[-1]),
-                    f"{acc:.3f}",
-                    f"{times[-1]:.2f}",
-                    f"{reach[b]:.2f}" if reach[b] is not None else "—",
-                ]
-            )
-        per_epoch = sorted(batch_sizes, key=lambda b: finals[b])
-        findings.append(
-            f"{model}: after {epochs} epochs, lowest training loss with {label(per_epoch[0])} "
-            f"({common.fmt(finals[per_epoch[0]])}), highest with {label(per_epoch[-1])} "
-            f"({common.fmt(finals[per_epoch[-1]])})."
-        )
-        reached = {b: t for b, t in reach.items() if t is not None}
-        if reached:
-            fastest = min(reached, key=reached.get)
-            fastest_by_model[model] = label(fastest)
-            findings.append(
-                f"{model}: first to reach loss {common.fmt(target)} (halfway, on a log scale, "
-                "from the start to the best final loss) in "
-                f"wall-clock time: {label(fastest)} ({reached[fastest]:.2f} s); never reached by "
-                + (", ".join(label(b) for b in batch_sizes if b not in reached) or "none")
-                + "."
-            )
-        seq = runs[(model, 32, "sequential", "sorted")]
-        shf = runs[(model, 32, "shuffle", "sorted")]
-        findings.append(
-            f"{model}, B=32 on class-sorted data: sequential order ends at training loss "
-            f"{common.fmt(seq[0][-1])} (test accuracy {seq[2]:.3f}), shuffled at "
-            f"{common.fmt(shf[0][-1])} ({shf[2]:.3f})."
-        )
+        more, rows_of_model, fastest = model_findings(runs, model, batch_sizes, epochs)
+        findings += more
+        table += rows_of_model
+        if fastest is not None:
+            fastest_by_model[model] = fastest
     last = model_names[-1]
     seq, shf = runs[(last, 32, "sequential", "sorted")], runs[(last, 32, "shuffle", "sorted")]
     headline = (

@@ -121,63 +121,55 @@ def configurations(epochs: int, steps_per_epoch: int):
     ]
 
 
-def run(settings: common.Settings) -> common.Result:
-    import matplotlib.pyplot as plt
-
+def load_data(settings):
     data = datasets.load(
         settings.extra.get("dataset", "digits"),
         settings.extra.get("data_dir"),
         seed=settings.seed,
         scale="raw",
     )
-    data = data.subset(settings.pick(None, None, 256), settings.pick(None, 2000, 100))
-    epochs = settings.pick(40, 10, 2)
+    return data.subset(settings.pick(None, None, 256), settings.pick(None, 2000, 100))
+
+
+def train_one(data, config, epochs, seed):
+    """Train one configuration; its per-epoch history and its CSV row."""
+    name, tx, bn, batch_size, lr_text = config
     x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
     x_test = jnp.asarray(data.x_test)
-    params0, stats0 = init(jax.random.key(settings.seed), data.num_features, data.num_classes)
-    key = jax.random.key(settings.seed + 1)
-    steps_per_epoch = len(data.x_train) // 32
-    configs = configurations(epochs, steps_per_epoch)
-    if settings.mode == "smoke":
-        configs = configs[:2]
-
-    results, rows = {}, []
-    for name, tx, bn, batch_size, lr_text in common.progress(configs, desc="challenge"):
-        epoch_fn = jax.jit(functools.partial(_epoch, tx=tx, bn=bn, batch_size=batch_size))
-        params, stats, state = params0, stats0, tx.init(params0)
-        history = []
-        for epoch in range(epochs):
-            params, stats, state, losses = epoch_fn(params, stats, state, key, epoch, x, y)
-            test_logits = evaluate(params, stats, x_test, bn=bn, train=False)
-            history.append(
-                {
-                    "train_loss": float(jnp.mean(losses)),
-                    "test_accuracy": models.accuracy(test_logits, data.y_test),
-                }
-            )
-        # The same network evaluated (wrongly) with the test set's own batch statistics.
-        batch_logits = evaluate(params, stats, x_test, bn=bn, train=True)
-        results[name] = history
-        rows.append(
+    params, stats = init(jax.random.key(seed), data.num_features, data.num_classes)
+    key = jax.random.key(seed + 1)
+    epoch_fn = jax.jit(functools.partial(_epoch, tx=tx, bn=bn, batch_size=batch_size))
+    state = tx.init(params)
+    history = []
+    for epoch in range(epochs):
+        params, stats, state, losses = epoch_fn(params, stats, state, key, epoch, x, y)
+        test_logits = evaluate(params, stats, x_test, bn=bn, train=False)
+        history.append(
             {
-                "run": name,
-                "batch norm": bn,
-                "batch": "full" if batch_size is None else batch_size,
-                "learning rate": lr_text,
-                "final train loss": history[-1]["train_loss"],
-                "test accuracy (eval mode)": history[-1]["test_accuracy"],
-                "best test accuracy": max(h["test_accuracy"] for h in history),
-                "test accuracy with test-batch statistics": models.accuracy(
-                    batch_logits, data.y_test
-                )
-                if bn
-                else None,
+                "train_loss": float(jnp.mean(losses)),
+                "test_accuracy": models.accuracy(test_logits, data.y_test),
             }
         )
-    data_files = [
-        str(common.write_csv(settings.out / "challenge.csv", rows)),
-        str(common.write_json(settings.out / "history.json", results)),
-    ]
+    # The same network evaluated (wrongly) with the test set's own batch statistics.
+    batch_logits = evaluate(params, stats, x_test, bn=bn, train=True)
+    row = {
+        "run": name,
+        "batch norm": bn,
+        "batch": "full" if batch_size is None else batch_size,
+        "learning rate": lr_text,
+        "final train loss": history[-1]["train_loss"],
+        "test accuracy (eval mode)": history[-1]["test_accuracy"],
+        "best test accuracy": max(h["test_accuracy"] for h in history),
+        "test accuracy with test-batch statistics": models.accuracy(batch_logits, data.y_test)
+        if bn
+        else None,
+    }
+    return history, row
+
+
+def draw(settings, results, epochs, data_name) -> list[str]:
+    """Training loss and test accuracy per epoch, for every run."""
+    import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
     for i, (name, history) in enumerate(results.items()):
@@ -199,25 +191,30 @@ def run(settings: common.Settings) -> common.Result:
     for ax in axes:
         ax.set_xlabel("epoch")
     axes[1].legend(fontsize=7)
-    fig.suptitle(f"100-unit MLP on raw pixels 0..16 ({data.name}); dashed: no batch norm")
-    figures = [common.save_figure(fig, settings, "challenge")]
+    fig.suptitle(f"100-unit MLP on raw pixels 0..16 ({data_name}); dashed: no batch norm")
+    return [common.save_figure(fig, settings, "challenge")]
 
+
+_COMPARISONS = (
+    ("SGD", "SGD + BN", "Batch norm with SGD"),
+    ("SGD", "SGD + cosine", "Cosine schedule from 0.05 vs constant lr 0.05"),
+    ("SGD + BN", "SGD + BN + cosine", "Cosine schedule with batch norm"),
+    ("Adam", "Adam + BN", "Batch norm with Adam"),
+    ("SGD", "Adam", "Adam vs SGD without batch norm"),
+    ("full-batch GD + BN", "mini-batch SGD + BN, larger lr", "Same epochs"),
+)
+
+
+def findings_of(rows) -> list[str]:
+    """Pairwise comparisons, the evaluation-mode gap of batch norm, best and worst runs."""
     acc = {r["run"]: r["test accuracy (eval mode)"] for r in rows}
     findings = []
-
-    def compare(a, b, what):
+    for a, b, what in _COMPARISONS:
         if a in acc and b in acc:
             findings.append(
                 f"{what}: {b} {acc[b]:.3f} vs {a} {acc[a]:.3f} test accuracy "
                 f"({'+' if acc[b] >= acc[a] else ''}{100 * (acc[b] - acc[a]):.1f} points)."
             )
-
-    compare("SGD", "SGD + BN", "Batch norm with SGD")
-    compare("SGD", "SGD + cosine", "Cosine schedule from 0.05 vs constant lr 0.05")
-    compare("SGD + BN", "SGD + BN + cosine", "Cosine schedule with batch norm")
-    compare("Adam", "Adam + BN", "Batch norm with Adam")
-    compare("SGD", "Adam", "Adam vs SGD without batch norm")
-    compare("full-batch GD + BN", "mini-batch SGD + BN, larger lr", "Same epochs")
     bn_rows = [r for r in rows if r["batch norm"]]
     if bn_rows:
         gaps = [
@@ -234,15 +231,24 @@ def run(settings: common.Settings) -> common.Result:
     best = max(acc, key=acc.get)
     worst = min(acc, key=acc.get)
     findings.append(f"Best run: {best} ({acc[best]:.3f}); worst: {worst} ({acc[worst]:.3f}).")
+    return findings
+
+
+def headline_of(rows) -> str:
+    acc = {r["run"]: r["test accuracy (eval mode)"] for r in rows}
+    best = max(acc, key=acc.get)
 
     def a(name):
         return f"{acc[name]:.2f}" if name in acc else "—"
 
-    headline = (
+    return (
         f"test acc SGD {a('SGD')} -> +BN {a('SGD + BN')}; Adam {a('Adam')} -> +BN "
         f"{a('Adam + BN')}; best {best} {acc[best]:.2f}"
     )
-    table = common.markdown_table(
+
+
+def table_of(rows) -> str:
+    return common.markdown_table(
         ["run", "BN", "batch", "learning rate", "train loss", "test acc", "best test acc"],
         [
             [
@@ -257,6 +263,25 @@ def run(settings: common.Settings) -> common.Result:
             for r in rows
         ],
     )
+
+
+def run(settings: common.Settings) -> common.Result:
+    data = load_data(settings)
+    epochs = settings.pick(40, 10, 2)
+    configs = configurations(epochs, len(data.x_train) // 32)
+    if settings.mode == "smoke":
+        configs = configs[:2]
+
+    results, rows = {}, []
+    for config in common.progress(configs, desc="challenge"):
+        results[config[0]], row = train_one(data, config, epochs, settings.seed)
+        rows.append(row)
+    data_files = [
+        str(common.write_csv(settings.out / "challenge.csv", rows)),
+        str(common.write_json(settings.out / "history.json", results)),
+    ]
+    figures = draw(settings, results, epochs, data.name)
+    findings = findings_of(rows)
     common.write_summary(
         settings,
         "The training challenge",
@@ -268,11 +293,13 @@ def run(settings: common.Settings) -> common.Result:
             "hidden units": HIDDEN,
         },
         findings=findings,
-        tables=[("Test accuracy", table)],
+        tables=[("Test accuracy", table_of(rows))],
         figures=figures,
         data=data_files,
     )
-    return common.Result(NAME, "The training challenge", findings, headline, figures, data_files)
+    return common.Result(
+        NAME, "The training challenge", findings, headline_of(rows), figures, data_files
+    )
 
 
 def main(argv=None) -> common.Result:

@@ -78,14 +78,11 @@ def escape_step(points: np.ndarray, threshold: float = 1.0) -> int | None:
     return int(above[0]) if above.size else None
 
 
-def run(settings: common.Settings) -> common.Result:
-    import matplotlib.pyplot as plt
+def best_on_surfaces(names, grid, steps):
+    """Each optimizer on each surface over the grid; the best run (lowest mean log loss) each.
 
-    steps = settings.pick(2000, 600, 60)
-    saddle_steps = settings.pick(150, 100, 30)
-    grid = GRID if settings.mode != "smoke" else GRID[::4]
-    names = common.OPTIMIZER_NAMES if settings.mode != "smoke" else ("sgd", "adam")
-
+    Returns ``best[(surface, name)] = (lr, points, losses)`` and the CSV rows.
+    """
     best, rows = {}, []
     jobs = [(s, n) for s in SURFACES for n in names]
     for surface, name in common.progress(jobs, desc="gallery"):
@@ -105,8 +102,12 @@ def run(settings: common.Settings) -> common.Result:
             row["mean_log10_loss"] = sc
         rows[-len(grid) + i]["best"] = True
         rows[-len(grid) + i]["distance_to_minimum"] = distance
+    return best, rows
 
-    saddle_runs = {}
+
+def saddle_all(names, saddle_steps):
+    """Each optimizer from just off the saddle's ridge; ``{name: (lr, points, losses)}``, rows."""
+    saddle_runs, rows = {}, []
     for name in names:
         lr = 1.0 if name == "adadelta" else SADDLE_LR
         points, losses = common.sweep_trajectories(
@@ -122,32 +123,33 @@ def run(settings: common.Settings) -> common.Result:
                 "escape_step": escape_step(points[0]),
             }
         )
-    data = [str(common.write_csv(settings.out / "gallery.csv", rows))]
+    return saddle_runs, rows
 
-    # --- figure: three panels side by side
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
-    for ax, surface in zip(axes[:2], SURFACES, strict=True):
-        spec = SURFACES[surface]
-        (x0, x1), (y0, y1) = spec["box"]
-        gx, gy = np.meshgrid(np.linspace(x0, x1, 250), np.linspace(y0, y1, 250))
-        gz = np.asarray(spec["fn"](np.stack([gx, gy])))
-        ax.contour(gx, gy, np.log10(gz + 1e-3), levels=25, colors="0.8", linewidths=0.6)
-        ax.plot(*spec["minimum"], "k*", ms=10)
-        for i, name in enumerate(names):
-            lr, points, losses = best[(surface, name)]
-            ax.plot(
-                points[:, 0],
-                points[:, 1],
-                "-",
-                color=f"C{i}",
-                lw=1.2,
-                label=f"{LABELS[name]} (lr {lr:.0e}, f={common.fmt(losses[-1], 2)})",
-            )
-        ax.set_xlim(x0, x1)
-        ax.set_ylim(y0, y1)
-        ax.set_title(f"{surface.capitalize()}, {steps} steps, best lr of the grid", fontsize=10)
-        ax.legend(fontsize=6.5, loc="lower right" if surface == "rosenbrock" else "upper right")
-    ax = axes[2]
+
+def _draw_surface(ax, surface, names, best, steps):
+    spec = SURFACES[surface]
+    (x0, x1), (y0, y1) = spec["box"]
+    gx, gy = np.meshgrid(np.linspace(x0, x1, 250), np.linspace(y0, y1, 250))
+    gz = np.asarray(spec["fn"](np.stack([gx, gy])))
+    ax.contour(gx, gy, np.log10(gz + 1e-3), levels=25, colors="0.8", linewidths=0.6)
+    ax.plot(*spec["minimum"], "k*", ms=10)
+    for i, name in enumerate(names):
+        lr, points, losses = best[(surface, name)]
+        ax.plot(
+            points[:, 0],
+            points[:, 1],
+            "-",
+            color=f"C{i}",
+            lw=1.2,
+            label=f"{LABELS[name]} (lr {lr:.0e}, f={common.fmt(losses[-1], 2)})",
+        )
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_title(f"{surface.capitalize()}, {steps} steps, best lr of the grid", fontsize=10)
+    ax.legend(fontsize=6.5, loc="lower right" if surface == "rosenbrock" else "upper right")
+
+
+def _draw_saddle(ax, names, saddle_runs, saddle_steps):
     gx, gy = np.meshgrid(np.linspace(-1.5, 1.5, 200), np.linspace(-1.5, 1.5, 200))
     ax.contour(gx, gy, gx**2 - gy**2, levels=21, colors="0.8", linewidths=0.6)
     for i, name in enumerate(names):
@@ -165,22 +167,24 @@ def run(settings: common.Settings) -> common.Result:
     ax.set_ylim(-1.5, 1.5)
     ax.set_title(f"Saddle x² - y², lr {SADDLE_LR:g}, {saddle_steps} steps", fontsize=10)
     ax.legend(fontsize=6.5, loc="lower left")
-    figures = [common.save_figure(fig, settings, "gallery")]
-    figures.append(_saddle_gif(settings, names, saddle_runs))
 
-    # --- findings
+
+def draw(settings, names, best, saddle_runs, steps, saddle_steps) -> list[str]:
+    """Three panels side by side (Rosenbrock, Beale, saddle), and the saddle as a GIF."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+    for ax, surface in zip(axes[:2], SURFACES, strict=True):
+        _draw_surface(ax, surface, names, best, steps)
+    _draw_saddle(axes[2], names, saddle_runs, saddle_steps)
+    return [
+        common.save_figure(fig, settings, "gallery"),
+        _saddle_gif(settings, names, saddle_runs),
+    ]
+
+
+def saddle_findings(names, escapes, saddle_steps) -> list[str]:
     findings = []
-    for surface in SURFACES:
-        ranked = sorted(names, key=lambda n: _finite(best[(surface, n)][2][-1]))
-        winner, loser = ranked[0], ranked[-1]
-        findings.append(
-            f"{surface.capitalize()} after {steps} steps (best lr each): lowest final loss "
-            f"{LABELS[winner]} ({common.fmt(best[(surface, winner)][2][-1])}), highest "
-            f"{LABELS[loser]} ({common.fmt(best[(surface, loser)][2][-1])}); order: "
-            + ", ".join(LABELS[n] for n in ranked)
-            + "."
-        )
-    escapes = {n: escape_step(saddle_runs[n][1]) for n in names}
     escaped = sorted((s, n) for n, s in escapes.items() if s is not None)
     stuck = [LABELS[n] for n, s in escapes.items() if s is None]
     if escaped:
@@ -210,14 +214,37 @@ def run(settings: common.Settings) -> common.Result:
             + (", ".join(faster) or "none")
             + " — their per-coordinate scaling enlarges the tiny gradient along y."
         )
+    return findings
+
+
+def findings_of(names, best, escapes, steps, saddle_steps) -> list[str]:
+    findings = []
+    for surface in SURFACES:
+        ranked = sorted(names, key=lambda n: _finite(best[(surface, n)][2][-1]))
+        winner, loser = ranked[0], ranked[-1]
+        findings.append(
+            f"{surface.capitalize()} after {steps} steps (best lr each): lowest final loss "
+            f"{LABELS[winner]} ({common.fmt(best[(surface, winner)][2][-1])}), highest "
+            f"{LABELS[loser]} ({common.fmt(best[(surface, loser)][2][-1])}); order: "
+            + ", ".join(LABELS[n] for n in ranked)
+            + "."
+        )
+    return findings + saddle_findings(names, escapes, saddle_steps)
+
+
+def headline_of(names, best, escapes) -> str:
+    escaped = sorted((s, n) for n, s in escapes.items() if s is not None)
     rosen_best = min(names, key=lambda n: _finite(best[("rosenbrock", n)][2][-1]))
     shown = [f"{LABELS[n]} {s}" for s, n in escaped]
     if len(shown) > 4:
         shown = shown[:3] + ["...", shown[-1]]
-    headline = (
+    return (
         f"saddle escape steps: {', '.join(shown) or 'none'}; Rosenbrock best: {LABELS[rosen_best]}"
     )
-    table = common.markdown_table(
+
+
+def table_of(names, best, escapes) -> str:
+    return common.markdown_table(
         ["optimizer", "Rosenbrock lr", "Rosenbrock f", "Beale lr", "Beale f", "saddle escape"],
         [
             [
@@ -231,6 +258,20 @@ def run(settings: common.Settings) -> common.Result:
             for n in names
         ],
     )
+
+
+def run(settings: common.Settings) -> common.Result:
+    steps = settings.pick(2000, 600, 60)
+    saddle_steps = settings.pick(150, 100, 30)
+    grid = GRID if settings.mode != "smoke" else GRID[::4]
+    names = common.OPTIMIZER_NAMES if settings.mode != "smoke" else ("sgd", "adam")
+
+    best, rows = best_on_surfaces(names, grid, steps)
+    saddle_runs, saddle_rows = saddle_all(names, saddle_steps)
+    data = [str(common.write_csv(settings.out / "gallery.csv", rows + saddle_rows))]
+    figures = draw(settings, names, best, saddle_runs, steps, saddle_steps)
+    escapes = {n: escape_step(saddle_runs[n][1]) for n in names}
+    findings = findings_of(names, best, escapes, steps, saddle_steps)
     common.write_summary(
         settings,
         "The optimizer gallery",
@@ -242,10 +283,11 @@ def run(settings: common.Settings) -> common.Result:
             "saddle start": SADDLE_START,
         },
         findings=findings,
-        tables=[("Best learning rate and final loss", table)],
+        tables=[("Best learning rate and final loss", table_of(names, best, escapes))],
         figures=figures,
         data=data,
     )
+    headline = headline_of(names, best, escapes)
     return common.Result(NAME, "Optimizer gallery", findings, headline, figures, data)
 
 

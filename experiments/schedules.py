@@ -70,22 +70,27 @@ def gallery():
     ]
 
 
-def run(settings: common.Settings) -> common.Result:
+def evaluate(named) -> dict:
+    """Every schedule's value at steps 0 .. STEPS - 1 (one jitted, vmapped call each)."""
     import jax
     import jax.numpy as jnp
-    import matplotlib.pyplot as plt
 
     steps = jnp.arange(STEPS)
-    named = gallery()
-    values = {
+    return {
         title: np.asarray(jax.jit(jax.vmap(schedule))(steps), np.float64)
         for title, schedule in common.progress(named, desc="schedules")
     }
+
+
+def draw(settings, named, values) -> list[str]:
+    """One small panel per schedule, four to a row."""
+    import matplotlib.pyplot as plt
+
     cols = 4
     rows = -(-len(named) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(13, 2.5 * rows), sharex=True)
     for ax, (title, _) in zip(axes.flat, named, strict=False):
-        ax.plot(np.asarray(steps), values[title], lw=1.6, color="tab:blue")
+        ax.plot(np.arange(STEPS), values[title], lw=1.6, color="tab:blue")
         ax.set_title(title, fontsize=8.5)
         ax.set_ylim(bottom=0.0)
         ax.grid(alpha=0.3)
@@ -96,19 +101,24 @@ def run(settings: common.Settings) -> common.Result:
         ax.set_xlabel("step", fontsize=8)
     fig.suptitle("gradopt.schedules: learning rate against step", fontsize=11)
     fig.tight_layout()
-    figures = [common.save_figure(fig, settings, "schedules", dpi=80)]
+    return [common.save_figure(fig, settings, "schedules", dpi=80)]
 
+
+def write_numbers(settings, named, values) -> list[str]:
     rows_csv = [
         {"step": k, **{title.replace("\n", " "): values[title][k] for title, _ in named}}
         for k in range(STEPS)
     ]
-    data = [str(common.write_csv(settings.out / "schedules.csv", rows_csv))]
+    return [str(common.write_csv(settings.out / "schedules.csv", rows_csv))]
 
+
+def findings_of(values) -> list[str]:
+    """Checks measured on the drawn values (peaks, distinct values, restarts)."""
     by_prefix = {title.split("(")[0]: v for title, v in values.items() if "staircase" not in title}
     stair = next(v for t, v in values.items() if "staircase" in t)
     warm = by_prefix["warmup"]
     restarts = by_prefix["cosine_with_restarts"]
-    findings = [
+    return [
         f"warmup peaks at step {int(np.argmax(warm))} (warm-up of 50 steps) with "
         f"{warm.max():.4g}, then follows the cosine down to {warm[-1]:.3g}.",
         f"staircase exponential takes {len(np.unique(stair[:STEPS]))} distinct values over "
@@ -119,6 +129,14 @@ def run(settings: common.Settings) -> common.Result:
         "cosine_with_restarts returns to its peak at steps "
         + ", ".join(str(k) for k in np.flatnonzero(np.isclose(restarts, restarts.max()))),
     ]
+
+
+def run(settings: common.Settings) -> common.Result:
+    named = gallery()
+    values = evaluate(named)
+    figures = draw(settings, named, values)
+    data = write_numbers(settings, named, values)
+    findings = findings_of(values)
     headline = f"{len(named)} schedules drawn; " + findings[0].split(",")[0]
     common.write_summary(
         settings,

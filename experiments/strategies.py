@@ -236,33 +236,22 @@ def plateau(settings, data, bar):
 # ----------------------------------------------------------------------------
 
 
-def run(settings: common.Settings) -> common.Result:
-    import matplotlib.pyplot as plt
-
-    data = datasets.load_digits(seed=settings.seed)
-    if settings.mode == "smoke":
-        data = data.subset(300, 100)
+def run_parts(settings, data):
+    """The four strategies in turn; their results, settings and seconds each."""
     total = 2 + 2 + settings.pick(150, 40, 5) + settings.pick(12, 3, 2)
     bar = common.progress(total=total, desc="strategies")
-    seconds = {}
-    parts = []
+    seconds, results, study_settings = {}, [], {}
     for part in (gradient_noise, early_stopping, curriculum, plateau):
         t0 = time.perf_counter()
-        parts.append(part(settings, data, bar))
+        result, part_settings = part(settings, data, bar)
+        results.append(result)
+        study_settings.update(part_settings)
         seconds[f"{part.__name__} seconds"] = round(time.perf_counter() - t0, 1)
-    (noise, s1), (stop, s2), (curr, s3), (plat, s4) = parts
     bar.close()
+    return results, {**study_settings, **seconds}
 
-    results = {
-        "gradient_noise": {str(k): v for k, v in noise.items()},
-        "early_stopping": stop,
-        "curriculum": curr,
-        "reduce_on_plateau": plat,
-    }
-    data_files = [str(common.write_json(settings.out / "strategies.json", results))]
 
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
-    ax = axes[0, 0]
+def _draw_noise(ax, noise):
     for i, (eta, r) in enumerate(noise.items()):
         mean = r["losses"].mean(axis=0)
         ax.semilogy(
@@ -275,7 +264,9 @@ def run(settings: common.Settings) -> common.Result:
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss")
     ax.legend(fontsize=7)
-    ax = axes[0, 1]
+
+
+def _draw_early_stopping(ax, stop):
     ax.plot(np.arange(len(stop["train_losses"])), stop["train_losses"], label="training")
     ax.plot(np.arange(len(stop["val_losses"])), stop["val_losses"], label="validation")
     if stop["stopped_epoch"] is not None:
@@ -285,7 +276,9 @@ def run(settings: common.Settings) -> common.Result:
     ax.set_title("early stopping (patience 5)", fontsize=9)
     ax.set_xlabel("epoch")
     ax.legend(fontsize=7)
-    ax = axes[1, 0]
+
+
+def _draw_curriculum(ax, curr):
     for order, r in curr.items():
         ax.semilogy(
             np.arange(1, len(r["losses"]) + 1),
@@ -295,7 +288,9 @@ def run(settings: common.Settings) -> common.Result:
     ax.set_title("curriculum (easy first, 4 bands) vs shuffled", fontsize=9)
     ax.set_xlabel("epoch")
     ax.legend(fontsize=7)
-    ax = axes[1, 1]
+
+
+def _draw_plateau(ax, plat):
     for i, (name, r) in enumerate(plat.items()):
         ax.semilogy(r["losses"], color=f"C{i}", label=f"{name}: training")
         ax.semilogy(r["val_losses"], "--", color=f"C{i}", label=f"{name}: validation")
@@ -305,9 +300,20 @@ def run(settings: common.Settings) -> common.Result:
     ax.set_title(f"reduce on plateau: full-batch Adam, lr {PLATEAU_LR}", fontsize=9)
     ax.set_xlabel("step")
     ax.legend(fontsize=7, loc="upper right")
-    figures = [common.save_figure(fig, settings, "strategies")]
 
-    # --- findings
+
+def draw(settings, noise, stop, curr, plat) -> list[str]:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    _draw_noise(axes[0, 0], noise)
+    _draw_early_stopping(axes[0, 1], stop)
+    _draw_curriculum(axes[1, 0], curr)
+    _draw_plateau(axes[1, 1], plat)
+    return [common.save_figure(fig, settings, "strategies")]
+
+
+def noise_findings(noise) -> list[str]:
     findings = []
     base = noise[0.0]
     base_loss = float(base["losses"][:, -1].mean())
@@ -323,51 +329,95 @@ def run(settings: common.Settings) -> common.Result:
             f"{np.mean(base['test_accuracy']):.3f}"
             f" (mean of {len(r['test_accuracy'])} seed(s))."
         )
+    return findings
+
+
+def early_stopping_finding(stop) -> str:
     if stop["stopped_epoch"] is not None:
-        findings.append(
+        return (
             f"Early stopping stopped at epoch {stop['stopped_epoch']} and restored epoch "
             f"{stop['best_epoch']} (validation loss {stop['best_val_loss']:.3f}); test accuracy "
             f"{stop['test_accuracy_restored']:.3f} restored vs {stop['test_accuracy_last']:.3f} "
             f"after all {len(stop['val_losses'])} epochs (test loss "
             f"{stop['test_loss_restored']:.3f} vs {stop['test_loss_last']:.3f})."
         )
-    else:
-        findings.append(
-            f"Early stopping never triggered in {len(stop['val_losses'])} epochs (best epoch "
-            f"{stop['best_epoch']})."
-        )
+    return (
+        f"Early stopping never triggered in {len(stop['val_losses'])} epochs (best epoch "
+        f"{stop['best_epoch']})."
+    )
+
+
+def curriculum_finding(curr) -> str:
     c, s = curr["curriculum"], curr["shuffle"]
-    findings.append(
+    return (
         f"Curriculum vs shuffled: final training loss {common.fmt(c['losses'][-1])} vs "
         f"{common.fmt(s['losses'][-1])}, test accuracy {c['test_accuracy']:.3f} vs "
         f"{s['test_accuracy']:.3f}; after the first epoch {common.fmt(c['losses'][0])} vs "
         f"{common.fmt(s['losses'][0])}."
     )
+
+
+def plateau_numbers(plat):
+    """Steps at which the scale was reduced; final validation losses, constant and reduced."""
     scales = plat["reduce_on_plateau"]["scales"]
     reductions = np.nonzero(np.diff(scales) < 0)[0] + 1
-    const_final = plat["constant"]["val_losses"][-1]
-    rop_final = plat["reduce_on_plateau"]["val_losses"][-1]
-    findings.append(
+    return (
+        reductions,
+        plat["constant"]["val_losses"][-1],
+        plat["reduce_on_plateau"]["val_losses"][-1],
+    )
+
+
+def plateau_finding(plat) -> str:
+    reductions, const_final, rop_final = plateau_numbers(plat)
+    scales = plat["reduce_on_plateau"]["scales"]
+    return (
         f"Reduce on plateau: {len(reductions)} reductions"
         + (f" (first at step {reductions[0]})" if len(reductions) else "")
         + f", final scale {scales[-1]:.3g}; final validation loss {common.fmt(rop_final)} vs "
         f"{common.fmt(const_final)} at the constant rate."
     )
-    headline = (
+
+
+def headline_of(stop, plat) -> str:
+    reductions, const_final, rop_final = plateau_numbers(plat)
+    return (
         f"early stop at epoch {stop['stopped_epoch']} (best {stop['best_epoch']}), test acc "
         f"{stop['test_accuracy_restored']:.2f} vs {stop['test_accuracy_last']:.2f} at the end; "
         f"plateau: {len(reductions)} reductions, val loss {common.fmt(rop_final)} vs "
         f"{common.fmt(const_final)}"
     )
+
+
+def run(settings: common.Settings) -> common.Result:
+    data = datasets.load_digits(seed=settings.seed)
+    if settings.mode == "smoke":
+        data = data.subset(300, 100)
+    (noise, stop, curr, plat), study_settings = run_parts(settings, data)
+    results = {
+        "gradient_noise": {str(k): v for k, v in noise.items()},
+        "early_stopping": stop,
+        "curriculum": curr,
+        "reduce_on_plateau": plat,
+    }
+    data_files = [str(common.write_json(settings.out / "strategies.json", results))]
+    figures = draw(settings, noise, stop, curr, plat)
+    findings = [
+        *noise_findings(noise),
+        early_stopping_finding(stop),
+        curriculum_finding(curr),
+        plateau_finding(plat),
+    ]
     common.write_summary(
         settings,
         "Strategies",
         intro=__doc__.split("Run:")[0],
-        study_settings={**s1, **s2, **s3, **s4, **seconds},
+        study_settings=study_settings,
         findings=findings,
         figures=figures,
         data=data_files,
     )
+    headline = headline_of(stop, plat)
     return common.Result(NAME, "Strategies", findings, headline, figures, data_files)
 
 

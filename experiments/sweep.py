@@ -200,11 +200,12 @@ def draw_heat_map(settings, names, lrs, final, best, start_loss, steps, t_first,
     cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")
     image = ax.imshow(shown, aspect="auto", cmap=cmap, interpolation="nearest")
     ax.set_yticks(range(len(names)), names)
-    ticks = np.linspace(0, len(lrs) - 1, min(len(lrs), 9)).round().astype(int)
+    decades = [i for i, lr in enumerate(lrs) if abs(np.log10(lr) - round(np.log10(lr))) < 1e-3]
+    ticks = decades if len(decades) >= 2 else np.linspace(0, len(lrs) - 1, 2).astype(int)
     ax.set_xticks(ticks, [f"{lrs[i]:.0e}" for i in ticks])
     ax.set_xlabel("learning rate")
     for i, b in enumerate(best):
-        ax.plot(b["index"], i, "r*" if b["interior"] else "rx", ms=8)
+        ax.plot(b["index"], i, "r*" if b["interior"] else "rx", ms=10, mec="white", mew=0.8)
     fig.colorbar(image, ax=ax, label="log10 final training loss (grey: diverged / above start)")
     inside = sum(b["interior"] for b in best)
     edge = "" if inside == len(best) else " (x: best at the grid's edge)"

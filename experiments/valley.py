@@ -60,22 +60,24 @@ def _sgd(lr, gamma=0.0):
     return gradopt.sgd(lr, momentum=gamma)
 
 
-def run(settings: common.Settings) -> common.Result:
-    import matplotlib.pyplot as plt
-
+def simulate(steps: int):
+    """Every run: GD and momentum over the learning rates (one vmapped program each), Adam."""
     import gradopt
 
-    steps = settings.pick(300, 150, 40)
-    rows, runs = [], {}
-    # One compiled, vmapped program per method, over the five learning rates.
+    runs = {}
     for kind, gamma in (("gd", 0.0), ("momentum", 0.0), ("momentum", 0.5)):
         points, losses = common.sweep_trajectories(
             functools.partial(_sgd, gamma=gamma), loss_fn, START, steps, LEARNING_RATES
         )
         for i, lr in enumerate(LEARNING_RATES):
             runs[(kind, lr, gamma)] = (points[i], losses[i])
-    adam_points, adam_losses = common.trajectory(gradopt.adam(**ADAM), loss_fn, START, steps)
+    adam = common.trajectory(gradopt.adam(**ADAM), loss_fn, START, steps)
+    return runs, adam
 
+
+def tabulate(runs, adam) -> list[dict]:
+    """One row per run: its regime, final loss and steps to 1e-3 x the start loss."""
+    rows = []
     for (kind, lr, gamma), (points, losses) in runs.items():
         rows.append(
             {
@@ -88,6 +90,7 @@ def run(settings: common.Settings) -> common.Result:
                 "steps_to_1e-3": steps_to(losses),
             }
         )
+    adam_points, adam_losses = adam
     rows.append(
         {
             "method": "adam",
@@ -99,7 +102,12 @@ def run(settings: common.Settings) -> common.Result:
             "steps_to_1e-3": steps_to(adam_losses),
         }
     )
+    return rows
+
+
+def write_numbers(settings, rows, runs, adam) -> list[str]:
     data = [str(common.write_csv(settings.out / "valley.csv", rows))]
+    adam_points, adam_losses = adam
     common.write_json(
         settings.out / "trajectories.json",
         {
@@ -109,26 +117,30 @@ def run(settings: common.Settings) -> common.Result:
         | {"adam": {"points": adam_points, "losses": adam_losses}},
     )
     data.append(str(settings.out / "trajectories.json"))
+    return data
 
-    # --- figures
+
+def _contour(ax, title):
+    """The valley's level sets and its minimum, on the figures' window."""
     xs = np.linspace(-10, 10, 200)
     ys = np.linspace(-3, 3, 200)
     gx, gy = np.meshgrid(xs, ys)
     gz = 0.5 * (LAMBDAS[0] * gx**2 + LAMBDAS[1] * gy**2)
-    levels = np.geomspace(0.05, gz.max(), 14)
+    ax.contour(gx, gy, gz, levels=np.geomspace(0.05, gz.max(), 14), colors="0.75", linewidths=0.7)
+    ax.plot(0, 0, "k*", ms=8)
+    ax.set_xlim(xs[0], xs[-1])
+    ax.set_ylim(ys[0], ys[-1])
+    ax.set_title(title, fontsize=9)
 
-    def contour(ax, title):
-        ax.contour(gx, gy, gz, levels=levels, colors="0.75", linewidths=0.7)
-        ax.plot(0, 0, "k*", ms=8)
-        ax.set_xlim(xs[0], xs[-1])
-        ax.set_ylim(ys[0], ys[-1])
-        ax.set_title(title, fontsize=9)
 
-    gd = [r for r in rows if r["method"] == "gd"]
+def draw_gd(settings, gd, runs) -> str:
+    """Gradient descent's path at each learning rate, and its loss curves."""
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
     for ax, row in zip(axes.flat, gd, strict=False):
         points, _ = runs[("gd", row["learning_rate"], 0.0)]
-        contour(ax, f"GD lr={row['learning_rate']:g}: {row['regime']}")
+        _contour(ax, f"GD lr={row['learning_rate']:g}: {row['regime']}")
         ax.plot(points[:, 0], points[:, 1], ".-", color="C3", ms=3, lw=0.8)
     ax = axes.flat[-1]
     for i, row in enumerate(gd):
@@ -143,7 +155,12 @@ def run(settings: common.Settings) -> common.Result:
     fig.suptitle(
         f"Gradient descent on f = (x² + {LAMBDAS[1]:g} y²)/2; 2/λ_max = {2 / LAMBDAS[1]:.4g}"
     )
-    figures = [common.save_figure(fig, settings, "valley_gd")]
+    return common.save_figure(fig, settings, "valley_gd")
+
+
+def draw_momentum_adam(settings, runs, adam_points) -> str:
+    """Momentum's loss curves, momentum at the edge of stability, and Adam's path."""
+    import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     for gamma, ls in zip(GAMMAS, ("--", "-"), strict=False):
@@ -155,15 +172,27 @@ def run(settings: common.Settings) -> common.Result:
     axes[0].set_title("momentum: loss (dashed γ=0, solid γ=0.5)", fontsize=9)
     axes[0].set_xlabel("step")
     axes[0].legend(fontsize=6, ncol=2)
-    contour(axes[1], "lr=5.3e-2: γ=0 (red) vs γ=0.5 (blue)")
+    _contour(axes[1], "lr=5.3e-2: γ=0 (red) vs γ=0.5 (blue)")
     for gamma, color in zip(GAMMAS, ("C3", "C0"), strict=False):
         points, _ = runs[("momentum", 5.3e-2, gamma)]
         axes[1].plot(points[:, 0], points[:, 1], ".-", color=color, ms=3, lw=0.8)
-    contour(axes[2], "Adam (0.9, 0.999, 1e-8), lr=0.1")
+    _contour(axes[2], "Adam (0.9, 0.999, 1e-8), lr=0.1")
     axes[2].plot(adam_points[:, 0], adam_points[:, 1], ".-", color="C2", ms=3, lw=0.8)
-    figures.append(common.save_figure(fig, settings, "valley_momentum_adam"))
+    return common.save_figure(fig, settings, "valley_momentum_adam")
 
-    # --- findings, from the numbers
+
+def _rescued(by) -> list[float]:
+    """Learning rates where momentum 0.5 converges and plain momentum (γ=0) diverges."""
+    return [
+        lr
+        for lr in LEARNING_RATES
+        if by[("momentum", lr, 0.0)]["regime"] == "diverges"
+        and by[("momentum", lr, 0.5)]["regime"] != "diverges"
+    ]
+
+
+def findings_of(rows, gd, runs, adam_points, steps) -> list[str]:
+    """The findings, computed from the runs."""
     limit = 2 / LAMBDAS[1]
     by = {(r["method"], r["learning_rate"], r["gamma"]): r for r in rows}
     findings = [
@@ -182,13 +211,7 @@ def run(settings: common.Settings) -> common.Result:
             + (f", loss below 1e-3 x start at step {reach}" if reach is not None else "")
             + "."
         )
-    rescued = [
-        lr
-        for lr in LEARNING_RATES
-        if by[("momentum", lr, 0.0)]["regime"] == "diverges"
-        and by[("momentum", lr, 0.5)]["regime"] != "diverges"
-    ]
-    for lr in rescued:
+    for lr in _rescued(by):
         findings.append(
             f"Momentum γ=0.5 converges at lr={lr:g} where γ=0 diverges (final loss "
             f"{common.fmt(by[('momentum', lr, 0.5)]['final_loss'])}); the heavy-ball limit is "
@@ -212,13 +235,21 @@ def run(settings: common.Settings) -> common.Result:
         f"lr=0.05: {np.mean(np.abs(np.diff(runs[('gd', 5e-2, 0.0)][0][:11, 0]))):.3g}), "
         "a step set by the learning rate rather than by the small curvature along x."
     )
+    return findings
+
+
+def headline_of(rows, gd) -> str:
+    by = {(r["method"], r["learning_rate"], r["gamma"]): r for r in rows}
     diverging = ", ".join(f"{r['learning_rate']:g}" for r in gd if r["regime"] == "diverges")
-    headline = (
-        f"GD diverges at lr = {diverging or 'none'} (2/λ_max = {limit:.4g}); momentum 0.5 "
-        f"rescues lr = {', '.join(f'{lr:g}' for lr in rescued) or 'none'}; Adam final loss "
-        f"{common.fmt(adam_row['final_loss'])}"
+    return (
+        f"GD diverges at lr = {diverging or 'none'} (2/λ_max = {2 / LAMBDAS[1]:.4g}); momentum "
+        f"0.5 rescues lr = {', '.join(f'{lr:g}' for lr in _rescued(by)) or 'none'}; Adam final "
+        f"loss {common.fmt(rows[-1]['final_loss'])}"
     )
-    table = common.markdown_table(
+
+
+def table_of(rows) -> str:
+    return common.markdown_table(
         ["method", "lr", "γ", "lr·λ_max", "regime", "final loss", "steps to 1e-3×"],
         [
             [
@@ -233,17 +264,29 @@ def run(settings: common.Settings) -> common.Result:
             for r in rows
         ],
     )
+
+
+def run(settings: common.Settings) -> common.Result:
+    steps = settings.pick(300, 150, 40)
+    runs, adam = simulate(steps)
+    rows = tabulate(runs, adam)
+    data = write_numbers(settings, rows, runs, adam)
+    gd = [r for r in rows if r["method"] == "gd"]
+    figures = [draw_gd(settings, gd, runs), draw_momentum_adam(settings, runs, adam[0])]
+    findings = findings_of(rows, gd, runs, adam[0], steps)
     common.write_summary(
         settings,
         "Step size and curvature on a quadratic valley",
         intro=__doc__.split("Run:")[0],
         study_settings={"steps": steps, "start": START, "lambdas": LAMBDAS, "adam": ADAM},
         findings=findings,
-        tables=[("All runs", table)],
+        tables=[("All runs", table_of(rows))],
         figures=figures,
         data=data,
     )
-    return common.Result(NAME, "Step size and curvature", findings, headline, figures, data)
+    return common.Result(
+        NAME, "Step size and curvature", findings, headline_of(rows, gd), figures, data
+    )
 
 
 def main(argv=None) -> common.Result:

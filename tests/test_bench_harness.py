@@ -80,7 +80,8 @@ def test_sweep_best_learning_rate_and_whether_it_is_inside_the_grid():
 
 @pytest.mark.slow
 def test_benchmark_smoke_writes_the_default_path_rows(tmp_path):
-    record = bench.main(["--smoke", "--out", str(tmp_path)])
+    with jax.numpy_dtype_promotion("standard"):  # optax itself is not strict-promotion clean
+        record = bench.main(["--smoke", "--out", str(tmp_path)])
     saved = json.loads((tmp_path / "benchmark-smoke.json").read_text())
     assert saved["default_path"] == json.loads(json.dumps(record["default_path"]))
     plain = [r for r in saved["rows"] if r["impl"] == "gradopt" and r["case"] == "1"]

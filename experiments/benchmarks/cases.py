@@ -83,9 +83,10 @@ def _time_jax(
         seconds, compiled = compile_seconds(
             step_of(tx, apply), own, batch, state, donate_argnums=(0, 2)
         )
-        facts[impl] = _compiled_facts(compiled, num_leaves, num_params)
-        log(f"case {case} {name}: {impl} compiled in {seconds:.2f} s, {facts[impl]}")
-        rows.append(_row(case, name, "compile", impl, summary([seconds]), **facts[impl]))
+        if torch_shapes is not None:  # an update alone: the passes are the optimizer's
+            facts[impl] = _compiled_facts(compiled, num_leaves, num_params)
+        log(f"case {case} {name}: {impl} compiled in {seconds:.2f} s, {facts.get(impl, '')}")
+        rows.append(_row(case, name, "compile", impl, summary([seconds]), **facts.get(impl, {})))
         runners[impl] = Stepper(compiled, own, batch, state)
     if packed_step is not None:
         update_only = torch_shapes is not None
