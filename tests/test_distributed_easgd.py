@@ -177,6 +177,9 @@ def test_exchange_happens_only_every_tau_steps(x64):
 
 def test_on_a_mesh_matches_the_unsharded_run():
     result = run_script("easgd_mesh", n_devices=4)
-    assert result["max_diff"] == 0.0, result
+    # The same arithmetic compiled for one device and partitioned over four:
+    # XLA may contract multiply-adds differently in the two programs, so after
+    # 12 Adam steps the parameters (of order 0.5) agree to a few float32 ulps.
+    assert result["max_diff"] <= 2e-7, result
     assert result["inner_shards"] == [[1, 4]] * 4, result  # one worker's state per device
     assert result["center_replicated"], result
