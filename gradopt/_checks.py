@@ -171,7 +171,7 @@ def check_gradients(updates: Any, params: Any = None, *, what: str = "updates") 
             )
     if converted:
         updates = jax.tree_util.tree_unflatten(treedef, [leaf for _, leaf in leaves])
-    if params is not None and jax.tree.structure(params) == treedef:
+    if params is not None and jax.tree.structure(params) == treedef:  # type: ignore[operator]
         for (path, leaf), p in zip(leaves, jax.tree.leaves(params), strict=True):
             got, want = jnp.shape(leaf), jnp.shape(p)
             if got != want:

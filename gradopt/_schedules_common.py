@@ -56,7 +56,7 @@ def check_boundaries(where: str, name: str, values: Any, *, strict: bool) -> tup
 
 def _small_int(x: Any) -> bool:
     """A concrete Python or NumPy integer that fits in int32."""
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool) and abs(x) < 2**31
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool) and abs(int(x)) < 2**31
 
 
 def _int_steps(count: Any) -> jax.Array | None:

@@ -48,6 +48,10 @@ def elastic_exchange(params, center, alpha):
     :func:`elastic_difference` for that.
     """
     e = elastic_difference(params, center, alpha)
-    new_params = jax.tree.map(lambda x, d: (jnp.asarray(x) - d).astype(jnp.asarray(x).dtype), params, e)
-    new_center = jax.tree.map(lambda c, d: (jnp.asarray(c) + d).astype(jnp.asarray(c).dtype), center, e)
+    new_params = jax.tree.map(
+        lambda x, d: (jnp.asarray(x) - d).astype(jnp.asarray(x).dtype), params, e
+    )
+    new_center = jax.tree.map(
+        lambda c, d: (jnp.asarray(c) + d).astype(jnp.asarray(c).dtype), center, e
+    )
     return new_params, new_center

@@ -75,7 +75,7 @@ def _paths(tree) -> list[tuple[str, Any]]:
 def _difference(old, new, *, weak: bool = True) -> str | None:
     """Where two trees differ in structure, shape, dtype (and weak type), or None."""
     s_old, s_new = jax.tree.structure(old), jax.tree.structure(new)
-    if s_old != s_new:
+    if s_old != s_new:  # type: ignore[operator]
         return f"the tree structure changed\n  before: {s_old}\n  after:  {s_new}"
     for (path, a), b in zip(_paths(old), jax.tree.leaves(new), strict=True):
         (sa, da, wa), (sb, db, wb) = _leaf_signature(a), _leaf_signature(b)

@@ -41,7 +41,7 @@ def float_dtypes(*, float64: bool | None = None) -> st.SearchStrategy:
     """float16, bfloat16, float32 and, if ``float64`` (default: when JAX runs with
     ``jax_enable_x64``), float64."""
     if float64 is None:
-        float64 = bool(jax.config.jax_enable_x64)
+        float64 = bool(jax.config.read("jax_enable_x64"))
     names = [jnp.float16, jnp.bfloat16, jnp.float32] + ([jnp.float64] if float64 else [])
     return st.sampled_from([jnp.dtype(d) for d in names])
 
