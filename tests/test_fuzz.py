@@ -128,11 +128,15 @@ def all_finite(tree) -> bool:
 
 
 def run(entry, tx, params, grads_list, state=None):
-    """Eager updates; returns the list of updates and the last state."""
+    """Eager updates; returns the list of updates and the last state.
+
+    ``params`` are always passed: a drawn weight decay needs them (the
+    conformance battery checks ``params=None`` where an entry allows it).
+    """
     state = tx.init(params) if state is None else state
     outs = []
     for g in grads_list:
-        u, state = entry.update(tx, g, state, params)
+        u, state = tx.update(g, state, params, **entry.extra_args)
         outs.append(u)
     return outs, state
 
