@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_FLAGS ?=
 JOBS ?= 2
 
-.PHONY: install test test-all demo figures bench bench-quick docs lint typecheck record clean
+.PHONY: install test test-all fuzz demo figures bench bench-quick docs lint typecheck record clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -n $(JOBS) --runslow $(PYTEST_FLAGS)
+
+# Hypothesis over every registry entry with the `fuzz` profile (tests/conftest.py);
+# prints the number of examples run. `make test` runs the small derandomized profile.
+fuzz: $(STAMP)
+	$(PY) -m pytest -q tests/test_fuzz.py --hypothesis-profile=fuzz -p no:xdist $(PYTEST_FLAGS)
 
 # The main job: the quick version of every study; results under experiments/results/.
 demo: $(STAMP)

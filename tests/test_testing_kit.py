@@ -201,7 +201,7 @@ def test_message_says_how_to_fix_a_changing_state():
     assert "['w']" in str(info.value) or "['b']" in str(info.value)
 
 
-def test_rejects_nonfinite_updates_and_recompilation():
+def test_rejects_nonfinite_updates_and_weak_type_changes():
     def init(params):
         return CountState(jnp.zeros([], jnp.int32))
 
@@ -221,6 +221,23 @@ def test_rejects_nonfinite_updates_and_recompilation():
 
     with pytest.raises(AssertionError, match="weakly typed"):
         check_transform(gradopt.GradientTransformation(init_weak, update_strong), PARAMS)
+
+
+def test_rejects_a_second_compilation():
+    """Contrived to pass every eager check: under jit only, the state's dtype changes."""
+
+    def init(params):
+        return (jnp.zeros([], jnp.float32),)
+
+    def update(updates, state, params=None, **extra):
+        new = state[0] + 1.0
+        if isinstance(new, jax.core.Tracer):
+            new = new.astype(jnp.float16)
+        return updates, (new,)
+
+    pattern = r"(?s)\[stable under jit\].*changed dtype float32 -> float16"
+    with pytest.raises(AssertionError, match=pattern):
+        check_transform(gradopt.GradientTransformation(init, update), PARAMS)
 
 
 def test_rejects_python_side_effects_that_jit_bakes_in():

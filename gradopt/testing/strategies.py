@@ -63,13 +63,18 @@ def arrays(
     """JAX arrays of a random (or the given) shape and float dtype.
 
     Args:
-      dtype: a dtype, or None for any of :func:`float_dtypes`.
+      dtype: a dtype, a strategy of dtypes, or None for any of :func:`float_dtypes`.
       shape: a fixed shape; by default 0 to ``max_dims`` dimensions of 0 (if
         ``allow_empty``) to ``max_side`` elements, so 0-d and zero-size arrays occur.
       min_value, max_value: the range of the values (drawn in float32, then
         rounded to ``dtype``; keep them inside the dtype's range).
     """
-    dtypes = float_dtypes() if dtype is None else st.just(jnp.dtype(dtype))
+    if dtype is None:
+        dtypes = float_dtypes()
+    elif isinstance(dtype, st.SearchStrategy):
+        dtypes = dtype.map(jnp.dtype)
+    else:
+        dtypes = st.just(jnp.dtype(dtype))
     if shape is None:
         shapes = hnp.array_shapes(
             min_dims=0, max_dims=max_dims, min_side=0 if allow_empty else 1, max_side=max_side
