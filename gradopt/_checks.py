@@ -80,7 +80,7 @@ def check_scalar(
         return
     hint = f" {fix}" if fix else ""
     interval = _interval(low, high, low_open, high_open)
-    if (low is not None or high is not None) and not math.isfinite(x):
+    if not math.isfinite(x):
         raise ValueError(
             f"{where}: {name} must be a finite number in {interval}, got {value!r}.{hint}"
         )

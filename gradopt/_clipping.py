@@ -27,19 +27,37 @@ def _empty_init(params, **hyper):
     return EmptyState()
 
 
+def _norm(leaves, dtype) -> jax.Array:
+    """``sqrt(sum of x_i^2)`` over ``leaves``, finite whenever the result is.
+
+    The leaves are scaled by their largest magnitude ``m`` first, so that a
+    finite gradient whose squares overflow (|x| above 1.8e19 in float32) still
+    has a finite norm: ``m * sqrt(sum((x_i / m)^2))``. An inf stays inf and a
+    NaN stays NaN.
+    """
+    if not leaves:
+        return jnp.zeros([], dtype)
+    m = jnp.max(jnp.stack([jnp.max(jnp.abs(x), initial=0.0).astype(dtype) for x in leaves]))
+    usable = (m > 0) & jnp.isfinite(m)
+    scale = jnp.where(usable, m, jnp.ones_like(m))
+    inverse = 1 / scale
+    total = jnp.zeros([], dtype)
+    for x in leaves:
+        total = total + jnp.sum(jnp.square(x.astype(dtype) * inverse))
+    return jnp.where(jnp.isfinite(m), scale * jnp.sqrt(total), m)
+
+
 def global_norm(tree) -> jax.Array:
     """The Euclidean norm of all leaves together, ``sqrt(sum_leaves sum_i x_i^2)``.
 
     Computed in float32 (float64 if any leaf is float64), whatever the leaves'
-    dtypes, so a bfloat16 tree's norm does not overflow or lose its digits.
-    An empty tree has norm 0.
+    dtypes, so a bfloat16 tree's norm does not overflow or lose its digits,
+    and scaled by the largest magnitude so that a finite gradient always has a
+    finite norm (1e30 in float32 too). An empty tree has norm 0.
     """
     leaves = [as_compute(x) for x in jax.tree.leaves(tree)]
     dtype = jnp.float64 if any(x.dtype == jnp.float64 for x in leaves) else jnp.float32
-    total = jnp.zeros([], dtype)
-    for x in leaves:
-        total = total + jnp.sum(jnp.square(x)).astype(dtype)
-    return jnp.sqrt(total)
+    return _norm(leaves, dtype)
 
 
 def _clip_update(updates, state, params=None, *, max_delta, **extra):
@@ -96,7 +114,7 @@ def _clip_by_norm_update(updates, state, params=None, *, max_norm, **extra):
 
     def clip_leaf(u):
         c = as_compute(u)
-        factor = _shrink_factor(jnp.sqrt(jnp.sum(jnp.square(c))), max_norm)
+        factor = _shrink_factor(_norm([c], c.dtype), max_norm)
         return (c * factor).astype(u.dtype)
 
     return jax.tree.map(clip_leaf, updates), state

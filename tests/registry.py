@@ -324,12 +324,16 @@ REGISTRY += [
         converges={"quadratic": _q(then=0.05)},
     ),
     Entry(
-        "divide-opaque",  # a denominator that is not elementwise: the unfused path
+        # A denominator that is not elementwise: the unfused path, where each branch's
+        # output is in the update's dtype. eps is 1e-3 so that it survives float16
+        # (1e-8 rounds to 0 there and 0/0 is NaN; the fused path keeps float32
+        # intermediates and has no such limit).
+        "divide-opaque",
         gradopt.divide,
         kwargs={
             "numerator": gradopt.ema(0.9),
             "denominator": gradopt.chain(
-                gradopt.root_mean_square(0.999, eps=1e-8), gradopt.clip_by_global_norm(1e6)
+                gradopt.root_mean_square(0.999, eps=1e-3), gradopt.clip_by_global_norm(1e6)
             ),
         },
     ),

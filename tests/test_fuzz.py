@@ -15,9 +15,8 @@ against eager, large step counts.
 
 Two Hypothesis profiles (``tests/conftest.py``): ``small`` (derandomized, few
 examples; ``make test``) and ``fuzz`` (``make fuzz``). The number of examples
-per test scales with the profile's ``max_examples``. A property that fails today
-because of a defect fixed on another branch is isolated in its own test (or
-parameter) marked ``xfail(strict=True)``, naming the issue and item.
+per test scales with the profile's ``max_examples``. Every property holds for
+every entry: nothing is marked as an expected failure.
 """
 
 from __future__ import annotations
@@ -49,18 +48,9 @@ def scaled(k: float):
     return settings(max_examples=max(1, round(k * N)))
 
 
-def xfail(reason: str):
-    return pytest.mark.xfail(strict=True, reason=reason)
-
-
-def entries(where=lambda e: True, known: dict | None = None):
-    """Registry entries as pytest params; ``known`` maps names to an xfail reason."""
-    known = known or {}
-    return [
-        pytest.param(e, id=e.name, marks=[xfail(known[e.name])] if e.name in known else [])
-        for e in REGISTRY
-        if where(e)
-    ]
+def entries(where=lambda e: True):
+    """Registry entries as pytest params."""
+    return [pytest.param(e, id=e.name) for e in REGISTRY if where(e)]
 
 
 def compat_lr(entry) -> str | None:
@@ -221,22 +211,13 @@ INF_CASES = [
     for name, r in sorted(ranges(e).items())
     for sign in (1.0, -1.0)
 ]
-# issue 11 item 5: inf accepted where a range is unbounded above
-_INF_KNOWN = "issue 11 item 5 (inf accepted), fixed on another branch"
 
 
 def _inf_params():
-    out = []
-    for e, name, sign in INF_CASES:
-        r = ranges(e)[name]
-        unbounded = (r.high is None) if sign > 0 else (r.low is None)
-        marks = [xfail(_INF_KNOWN)] if unbounded else []
-        out.append(
-            pytest.param(
-                e, name, sign * math.inf, id=f"{e.name}-{name}-{sign * math.inf}", marks=marks
-            )
-        )
-    return out
+    return [
+        pytest.param(e, name, sign * math.inf, id=f"{e.name}-{name}-{sign * math.inf}")
+        for e, name, sign in INF_CASES
+    ]
 
 
 @pytest.mark.parametrize(("entry", "name", "value"), _inf_params())
@@ -244,15 +225,12 @@ def test_infinite_hyperparameters_are_rejected_naming_them(entry, name, value):
     rejects(entry, name, value)
 
 
-_COMPLEX_KNOWN = "issue 11 item 5 (NumPy complex: bare float() TypeError), fixed on another branch"
-
-
 @pytest.mark.parametrize(
     "value",
     [
         pytest.param(1j, id="1j"),
-        pytest.param(np.complex64(0.5), marks=xfail(_COMPLEX_KNOWN), id="complex64"),
-        pytest.param(np.complex128(0.5 + 0.5j), marks=xfail(_COMPLEX_KNOWN), id="complex128"),
+        pytest.param(np.complex64(0.5), id="complex64"),
+        pytest.param(np.complex128(0.5 + 0.5j), id="complex128"),
     ],
 )
 @pytest.mark.parametrize("entry", entries(lambda e: ranges(e)))
@@ -313,13 +291,7 @@ def _fixed_grads(scale=1.0):
     }
 
 
-_KERAS_WRAP = (
-    "issue 11 item 12 (compat.keras adam's count + 1 wraps int32), fixed on another branch"
-)
-_SATURATION_KNOWN = {"compat.keras.adam": _KERAS_WRAP, "compat.keras.adamw": _KERAS_WRAP}
-
-
-@pytest.mark.parametrize("entry", entries(known=_SATURATION_KNOWN))
+@pytest.mark.parametrize("entry", entries())
 def test_counters_saturate_at_the_int32_maximum(entry):
     tx = entry.make()
     params = _fixed_params()
@@ -332,13 +304,7 @@ def test_counters_saturate_at_the_int32_maximum(entry):
 # issue 11 item 1: Python scalar leaves
 
 
-_PYTHON_LEAF_KNOWN = {
-    "add_decayed_weights-mask": "issue 11 item 1 (Python-float parameter with weight decay: "
-    "AttributeError in _weight_decay.py), fixed on another branch"
-}
-
-
-@pytest.mark.parametrize("entry", entries(known=_PYTHON_LEAF_KNOWN))
+@pytest.mark.parametrize("entry", entries())
 @settings(max_examples=N)
 @given(data=st.data())
 def test_python_scalar_leaves(entry, data):
@@ -442,7 +408,6 @@ def test_compat_entries_take_a_schedule_as_learning_rate(entry):
     assert not np.allclose(np.asarray(outs[0]["w"]), 0.0)
 
 
-@xfail("issue 11 item 3 (torch adagrad: schedule with lr_decay > 0), fixed on another branch")
 def test_compat_torch_adagrad_schedule_with_lr_decay():
     tx = gradopt.compat.torch.adagrad(lr=_halving, lr_decay=0.1)
     params = _fixed_params()
@@ -457,22 +422,7 @@ BY_NAME_ = {e.name: e for e in REGISTRY}
 # issue 11 item 4: extreme finite gradients
 
 
-_EXTREME_KNOWN = {
-    **{
-        name: "issue 11 item 4 (centred RMSprop: inf - inf gives NaN), fixed on another branch"
-        for name in ("scale_by_rms-centered-eps_inside_sqrt", "rmsprop-centered-momentum")
-    },
-    **{
-        name: "issue 11 item 4 class (found by this fuzzer): the squared norm of a 1e30 "
-        "gradient overflows float32, the clipped update is NaN; for another branch"
-        for name in ("clip_by_norm", "clip_by_global_norm", "packed-clip-adamw")
-    },
-    "ema_of_squares": "issue 11 item 4 (second moment of a 1e30 gradient is inf in float32; "
-    "what a user gets is decided on another branch)",
-}
-
-
-@pytest.mark.parametrize("entry", entries(known=_EXTREME_KNOWN))
+@pytest.mark.parametrize("entry", entries())
 def test_extreme_finite_gradients_give_finite_updates(entry):
     """A 1e30 gradient (finite in float32 and bfloat16), then ordinary ones."""
     tx = entry.make()
@@ -486,35 +436,13 @@ def test_extreme_finite_gradients_give_finite_updates(entry):
 
 
 SHAPE_CASES = {"scalar-vs-(1,)": ((), (1,)), "(2,)-vs-(3,)": ((2,), (3,))}
-# issue 11 item 6: today only transforms that read the params refuse; every other id
-# is marked (update and apply_updates both accept the gradient)
-_SHAPE_KNOWN = "issue 11 item 6 (wrong-shape gradients broadcast silently), fixed on another branch"
-SHAPE_PASSING_TODAY = frozenset(
-    [
-        f"{n}-{c}"
-        for n in (
-            "add_decayed_weights",
-            "add_decayed_weights-mask",
-            "sgd-nesterov-weight_decay",
-            "sgd-dampening",
-            "rmsprop-centered-momentum",
-            "adamw",
-            "compat.torch.adamw",
-            "compat.keras.adamw",
-        )
-        for c in SHAPE_CASES
-    ]
-    + ["packed-clip-adamw-(2,)-vs-(3,)"]
-)
 
 
 def _shape_params():
     out = []
     for e in REGISTRY:
         for case in sorted(SHAPE_CASES):
-            pid = f"{e.name}-{case}"
-            marks = [] if pid in SHAPE_PASSING_TODAY else [xfail(_SHAPE_KNOWN)]
-            out.append(pytest.param(e, case, id=pid, marks=marks))
+            out.append(pytest.param(e, case, id=f"{e.name}-{case}"))
     return out
 
 
@@ -531,28 +459,11 @@ def test_wrong_shape_gradient_is_a_value_error(entry, case):
         gradopt.apply_updates(params, updates)
 
 
-_INT_KNOWN = "issue 11 item 7 (integer gradients give wrong updates), fixed on another branch"
-INT_FAILING = frozenset(
-    {
-        "add_decayed_weights-mask-bool",
-        "add_decayed_weights-mask-uint8",
-        "clip_by_global_norm-bool",
-        "clip_by_global_norm-int32",
-        "clip_by_global_norm-uint8",
-        "reduce_on_plateau-bool",
-        "reduce_on_plateau-int32",
-        "reduce_on_plateau-uint8",
-    }
-)
-
-
 def _int_params():
     out = []
     for e in REGISTRY:
         for name, dtype in (("int32", jnp.int32), ("uint8", jnp.uint8), ("bool", jnp.bool_)):
-            pid = f"{e.name}-{name}"
-            marks = [xfail(_INT_KNOWN)] if pid in INT_FAILING else []
-            out.append(pytest.param(e, dtype, id=pid, marks=marks))
+            out.append(pytest.param(e, dtype, id=f"{e.name}-{name}"))
     return out
 
 
@@ -613,15 +524,12 @@ def _jit_equals_eager(schedule, steps):
     np.testing.assert_array_equal(jitted, eager.astype(jitted.dtype), err_msg=str(steps))
 
 
-@xfail(
-    "issue 11 item 10 (staircase schedules decay one step late under jit), fixed on another branch"
-)
 @scaled(10)
 @given(
     size=st.integers(1, 200),
     kind=st.sampled_from(["step", "exponential", "inverse_time"]),
 )
-@example(size=41, kind="step")  # the issue's example: fails today on every run
+@example(size=41, kind="step")  # the issue's example (one step late under jit before the fix)
 def test_staircase_schedules_jit_equals_eager_at_every_boundary(size, kind):
     counted()
     make = {
@@ -653,16 +561,14 @@ def test_smooth_schedules_jit_close_to_eager(size, data):
     np.testing.assert_allclose(jitted, eager, rtol=1e-5, atol=1e-7)
 
 
-@xfail("issue 11 item 11 (cyclic cosine loses its phase in float32), fixed on another branch")
 def test_cyclic_cosine_at_ten_million_steps():
-    # step 10**7 is 1 past a multiple of 3 (10**7 = 3 * 3333333 + 1): 0.5 (1 + cos(pi / 3))
+    # The cyclic cosine keeps following 0.5 (1 + cos(pi t / T)), period 2T = 6 (as
+    # torch's CosineAnnealingLR does past T): 10**7 = 6 * 1666666 + 4, so the value
+    # is 0.5 (1 + cos(4 pi / 3)) = 0.25, the issue's exact value.
     value = float(schedules.cosine(1.0, 3, cyclic=True)(10**7))
-    np.testing.assert_allclose(value, 0.5 * (1 + math.cos(math.pi / 3)), rtol=1e-5)
+    np.testing.assert_allclose(value, 0.5 * (1 + math.cos(4 * math.pi / 3)), rtol=1e-5)
 
 
-@xfail(
-    "issue 11 item 9 (onecycle is 0/0 when pct_start * total_steps == 1), fixed on another branch"
-)
 def test_onecycle_with_a_one_step_warmup_is_finite():
     values = [float(schedules.onecycle(1, 10, pct_start=0.1)(k)) for k in range(10)]
     assert all(math.isfinite(v) for v in values), values
