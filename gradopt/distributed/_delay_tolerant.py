@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 from gradopt._base import Bound, check_same_structure, tree_map
 from gradopt._checks import check_scalar
-from gradopt._numerics import compute_dtype, hyper
+from gradopt._numerics import compute_dtype, hyper, saturate
 
 PyTree = Any
 
@@ -108,7 +108,8 @@ def _update(
     **extra,
 ):
     del params, initial_accumulator_value
-    grads = extra.get("grads", updates)
+    del extra
+    grads = updates
     check_same_structure(grads, state.sum_z, what="grads", reference_what="state")
     delayed = backlog is not None  # else: no backlog, the AdaGrad step exactly
     if delayed:
@@ -116,7 +117,11 @@ def _update(
 
     def z_new(g, z, b=None):
         g = g.astype(z.dtype)
-        return z + g * g if b is None else z + g * g + 2 * g * b.astype(z.dtype)
+        # saturating like AdaGrad's accumulator, so that zero delay is AdaGrad bitwise
+        square = saturate(g * g, z.dtype)
+        if b is None:
+            return saturate(z + square, z.dtype)
+        return saturate(z + square + 2 * g * b.astype(z.dtype), z.dtype)
 
     trees = (grads, state.sum_z) + ((backlog,) if delayed else ())
     sum_z = tree_map(z_new, *trees, what="grads")
