@@ -30,6 +30,7 @@ SUBMODULES = (
     "gradopt.compat.keras",
     "gradopt.testing",
     "gradopt.testing.strategies",
+    "gradopt.distributed",
 )
 
 _DIRECTIVE = re.compile(r"^:::\s+([\w.]+)\s*$", re.MULTILINE)

@@ -135,8 +135,9 @@ def run_ray(
     whatever the machine gives. Every actor is killed when the run ends.
 
     Args:
-      algorithm, params, loss_fn, shards, n_workers, steps, batch_size, seed,
-        warm_start, resume: as in :func:`gradopt.distributed.simulate`.
+      algorithm: as in :func:`gradopt.distributed.simulate`, and so are
+        ``params``, ``loss_fn``, ``shards``, ``n_workers``, ``steps``,
+        ``batch_size``, ``seed``, ``warm_start`` and ``resume``.
       n_shards: server actors (>= 1; the leaves are split between them).
       eval_fn: ``eval_fn(server_params) -> float``, called by the driver about
         every ``eval_interval`` seconds and at the end.
