@@ -29,6 +29,7 @@ from gradopt._checks import check_decay, check_dtype, check_eps, check_flag, che
 from gradopt._elementwise import Elementwise, elementwise, no_step
 from gradopt._numerics import (
     cast,
+    clamp,
     full_like,
     hyper,
     increment,
@@ -64,7 +65,7 @@ def _moving_square(decay, x, m):
     of the old state, one more array pass per leaf.)
     """
     bound = root_of_max(x.dtype)
-    x = jnp.clip(x, -bound, bound)
+    x = clamp(x, bound)
     return _moving(decay, x * x, m)
 
 
@@ -177,7 +178,7 @@ def _rms_denominator(x, fields, ctx, *, decay, eps, eps_inside_sqrt, centered, d
     if centered:
         # the mean of g, clipped where g**2 saturates, so that mean**2 <= nu
         bound = root_of_max(x.dtype)
-        mean = new["mean"] = _moving(decay, jnp.clip(x, -bound, bound), fields["mean"])
+        mean = new["mean"] = _moving(decay, clamp(x, bound), fields["mean"])
         if debias:
             inverse = cast(ctx[0], x)
             second, mean = saturate(second * inverse, x.dtype), mean * inverse

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 
 from gradopt._base import Bound, GradientTransformation, checked_update
 from gradopt._checks import check_gradients
-from gradopt._numerics import compute_dtype
+from gradopt._numerics import clamp, compute_dtype
 
 
 class Elementwise(NamedTuple):
@@ -206,8 +206,7 @@ def _store(x, dtype):
     inf; NaN stays NaN.
     """
     if x.dtype != dtype and jnp.issubdtype(dtype, jnp.floating):
-        big = jnp.finfo(dtype).max.astype(x.dtype)
-        x = jnp.clip(x, -big, big)
+        x = clamp(x, float(jnp.finfo(dtype).max))
     return x.astype(dtype)
 
 

@@ -44,7 +44,8 @@ def hyper(value, like):
 
 def increment(count):
     """``count + 1`` for an int32 step counter, saturating at the int32 maximum."""
-    return jnp.where(count < _INT32_MAX, count + 1, count).astype(jnp.int32)
+    count = jnp.asarray(count, jnp.int32)
+    return count + (count < _INT32_MAX).astype(jnp.int32)  # no jnp.where: no nested jit
 
 
 def zero_count():
@@ -139,3 +140,13 @@ def cast(value, like):
     if value is None or isinstance(value, (int, float)):
         return value
     return jnp.asarray(value).astype(like.dtype)
+
+
+def clamp(x, bound):
+    """``x`` limited to ``[-bound, bound]`` (``bound`` a Python float), NaN kept.
+
+    ``lax.clamp`` rather than ``jnp.clip``: the latter is a jitted function, and
+    a nested jit per leaf makes a program with many leaves slower to compile.
+    """
+    b = jnp.asarray(bound, x.dtype)
+    return jax.lax.clamp(-b, x, b)
