@@ -25,6 +25,7 @@ the meaning of a stage.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -84,6 +85,10 @@ class Node:
         """The new state from the per-step scalars and the new per-leaf fields."""
         raise NotImplementedError
 
+    def view(self, prep, i) -> Any:
+        """What leaf ``i`` needs of ``prep``: the per-step scalars and its own fields."""
+        raise NotImplementedError
+
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self._key == other._key
 
@@ -119,6 +124,10 @@ class Prim(Node):
 
     def dtypes(self, prep, i):
         return [v[i].dtype for v in prep[3].values() if v is not None]
+
+    def view(self, prep, i):
+        _, ctx, _, fields = prep
+        return (None, ctx, None, {k: (None if v is None else [v[i]]) for k, v in fields.items()})
 
     def leaf(self, x, prep, i, p):
         _, ctx, _, fields = prep
@@ -158,6 +167,9 @@ class Seq(Node):
 
     def dtypes(self, prep, i):
         return [d for c, p in zip(self.children, prep, strict=False) for d in c.dtypes(p, i)]
+
+    def view(self, prep, i):
+        return tuple(c.view(p, i) for c, p in zip(self.children, prep, strict=True))
 
     def leaf(self, x, prep, i, p):
         news = []
@@ -276,11 +288,23 @@ def run(node: Node, updates, state, params):
             d = compute_dtype(d)
             if d.itemsize > c.itemsize:
                 c = d
-        x, new = node.leaf(u.astype(c), prep, i, p)
+        x, new = _leaf_program(node, u.astype(c), node.view(prep, i), p)
         outs.append(x.astype(u.dtype))
         news.append(new)
     new_state = node.finish(prep, news, lambda xs: jax.tree.unflatten(treedef, xs))
     return jax.tree.unflatten(treedef, outs), new_state
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _leaf_program(node, x, view, p):
+    """One leaf's arithmetic, traced once per node and leaf signature.
+
+    Leaves of equal shape and dtype share the traced program (a call to one
+    function in the lowered module), so the tracing and lowering work grows
+    with the number of distinct leaf signatures, not with the number of leaves;
+    XLA inlines the calls and fuses each leaf as before.
+    """
+    return node.leaf(x, view, 0, p)
 
 
 def _ew_init(params, *, node):

@@ -148,5 +148,4 @@ def clamp(x, bound):
     ``lax.clamp`` rather than ``jnp.clip``: the latter is a jitted function, and
     a nested jit per leaf makes a program with many leaves slower to compile.
     """
-    b = jnp.asarray(bound, x.dtype)
-    return jax.lax.clamp(-b, x, b)
+    return jax.lax.clamp(jnp.asarray(-bound, x.dtype), x, jnp.asarray(bound, x.dtype))

@@ -343,12 +343,15 @@ def test_amsgrads_state_is_refused_by_adam():
 
 
 def _count(jaxpr, name):
+    """Occurrences of primitive ``name``, counting a call to a sub-program once per call."""
     n = 0
     for eqn in jaxpr.eqns:
         if eqn.primitive.name == name:
             n += 1
-        for sub in jax.core.subjaxprs(eqn) if hasattr(jax.core, "subjaxprs") else ():
-            n += _count(sub, name)
+        for value in eqn.params.values():
+            sub = getattr(value, "jaxpr", None)
+            if sub is not None and hasattr(sub, "eqns"):
+                n += _count(sub, name)
     return n
 
 
