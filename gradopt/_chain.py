@@ -190,6 +190,8 @@ def _branch_update(updates, state, params=None, *, transforms, join, **extra):
 
 
 def _join_leaf(join, u, xs):
+    if u is None:  # a None leaf of the parameters stays None
+        return None
     u = jnp.asarray(u)
     c = compute_dtype(u.dtype)
     return join(*(jnp.asarray(x).astype(c) for x in xs)).astype(u.dtype)

@@ -182,6 +182,14 @@ def test_divide_with_an_opaque_stage_equals_the_fused_form():
     assert_same(trajectory(opaque, grads), trajectory(fused, grads))
 
 
+def test_an_unfused_branch_keeps_none_leaves():
+    tx = gradopt.divide(gradopt.ema(0.9), gradopt.chain(gradopt.scale(2.0), optax.identity()))
+    params = {"a": None, "b": jnp.ones(2)}
+    updates, _ = tx.update({"a": None, "b": jnp.ones(2)}, tx.init(params))
+    assert updates["a"] is None
+    np.testing.assert_allclose(updates["b"], 0.05)  # 0.1 * g / (2 * g)
+
+
 def test_branch_argument_errors():
     with pytest.raises(ValueError, match="needs two or more transforms"):
         gradopt.branch(gradopt.identity(), join=gradopt.quotient)
