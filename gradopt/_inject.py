@@ -59,9 +59,9 @@ def _inject_init(params, *, factory, static, numeric, schedules, dtype):
     def inner_init(values, params):
         return factory(**dict(static), **values).init(params)
 
-    # Traced values, as in update: a factory may choose its stages by whether a
-    # value is a concrete zero (sgd without momentum), and the state must not
-    # change structure between init and update. The params are closed over, not
+    # Traced values, as in update: gradopt's factories build the same stages for
+    # every value, but a user's factory may branch on a concrete zero, and the
+    # state must not change structure between init and update. The params are closed over, not
     # passed: the state is then built with their shardings (only their shapes
     # and shardings are read; a jit argument would leave the state on one device).
     inner_state = jax.jit(lambda values: inner_init(values, params))(values)

@@ -393,6 +393,6 @@ def test_optax_recompiles_for_equal_optimizers_built_twice():
 def test_compat_modules_are_reachable_after_a_plain_import():
     # A fresh interpreter: in this one other tests have imported gradopt.compat already.
     code = "import gradopt; print(gradopt.compat.torch.adam(lr=1e-3), gradopt.compat.keras.adam())"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "GradientTransformation" in out.stdout
