@@ -1,9 +1,13 @@
 """gradopt: JAX optimizers built from pure, composable gradient transformations."""
 
 from gradopt import data, schedules
-from gradopt._accumulate import AccumulateState, accumulate
-from gradopt._adam import adam, adamax, adamw, amsgrad, nadam
-from gradopt._adaptive import (
+from gradopt.core._base import Bound, EmptyState, GradientTransformation, apply_updates
+from gradopt.core._chain import branch, chain, divide, identity, named_chain, quotient
+from gradopt.optimizers._adam import adam, adamax, adamw, amsgrad, nadam
+from gradopt.optimizers._sgd import adadelta, adagrad, rmsprop, sgd
+from gradopt.training._early_stopping import EarlyStopping
+from gradopt.transforms._accumulate import AccumulateState, accumulate
+from gradopt.transforms._adaptive import (
     AdadeltaState,
     MaxNormState,
     ScaleByRmsState,
@@ -15,11 +19,8 @@ from gradopt._adaptive import (
     scale_by_rms,
     scale_by_sum_of_squares,
 )
-from gradopt._base import Bound, EmptyState, GradientTransformation, apply_updates
-from gradopt._chain import branch, chain, divide, identity, named_chain, quotient
-from gradopt._clipping import clip, clip_by_global_norm, clip_by_norm, global_norm
-from gradopt._early_stopping import EarlyStopping
-from gradopt._guards import (
+from gradopt.transforms._clipping import clip, clip_by_global_norm, clip_by_norm, global_norm
+from gradopt.transforms._guards import (
     NonFiniteError,
     SkipNonfiniteState,
     TerminateOnNaN,
@@ -27,8 +28,8 @@ from gradopt._guards import (
     check_skips,
     skip_nonfinite,
 )
-from gradopt._inject import InjectHyperparamsState, inject_hyperparams, set_hyperparams
-from gradopt._moments import (
+from gradopt.transforms._inject import InjectHyperparamsState, inject_hyperparams, set_hyperparams
+from gradopt.transforms._moments import (
     BiasCorrectionState,
     EmaState,
     NesterovEmaState,
@@ -37,14 +38,19 @@ from gradopt._moments import (
     ema_of_squares,
     scale_by_nesterov_ema,
 )
-from gradopt._momentum import HeavyBallState, TraceState, heavy_ball, lookahead_params, trace
-from gradopt._noise import AddNoiseState, add_gradient_noise
-from gradopt._packed import PackedState, packed
-from gradopt._packed_params import pack_params
-from gradopt._plateau import ReduceOnPlateauState, reduce_on_plateau
-from gradopt._scale import ScaleByScheduleState, scale, scale_by_learning_rate
-from gradopt._sgd import adadelta, adagrad, rmsprop, sgd
-from gradopt._weight_decay import add_decayed_weights
+from gradopt.transforms._momentum import (
+    HeavyBallState,
+    TraceState,
+    heavy_ball,
+    lookahead_params,
+    trace,
+)
+from gradopt.transforms._noise import AddNoiseState, add_gradient_noise
+from gradopt.transforms._packed import PackedState, packed
+from gradopt.transforms._packed_params import pack_params
+from gradopt.transforms._plateau import ReduceOnPlateauState, reduce_on_plateau
+from gradopt.transforms._scale import ScaleByScheduleState, scale, scale_by_learning_rate
+from gradopt.transforms._weight_decay import add_decayed_weights
 
 __version__ = "0.1.0"
 

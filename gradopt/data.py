@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradopt._checks import check_choice
+from gradopt.core._checks import check_choice
 
 __all__ = ["EpochIndices", "batches", "epoch_indices", "num_batches", "num_examples", "take"]
 

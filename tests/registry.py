@@ -7,8 +7,10 @@ entry, never as skip-lists keyed by name.
 
 How to add a transform (one entry each)
 ---------------------------------------
-Append an :class:`Entry` to ``REGISTRY`` below (primitives, named optimizers,
-wrappers and compat modules all go in the same list)::
+Add an :class:`Entry` to the ``ENTRIES`` list of your area's
+``tests/registry_<area>.py`` (primitives, named optimizers, wrappers and compat
+modules all take the same entries; the file imports ``Entry`` from here, and
+this module appends every such file's ``ENTRIES`` to ``REGISTRY``)::
 
     Entry(
         "clip_by_global_norm",               # unique id; "compat.torch.adam" for compat
@@ -56,7 +58,9 @@ Fields that matter (all optional except name and factory):
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -649,6 +653,29 @@ REGISTRY += [
     ],
 ]
 
+
+
+def _load_parts() -> tuple[list[Entry], set[str]]:
+    """Entries and helper names from every ``tests/registry_<area>.py`` file.
+
+    Each such file defines ``ENTRIES`` (a list of :class:`Entry`) and optionally
+    ``NOT_TRANSFORMS``; it imports ``Entry`` and friends from this module. Keeping
+    each area's entries in its own file lets several areas grow at once. A part's
+    entry named ``compat.<lib>.<name>`` replaces the generic compat entry above.
+    """
+    entries: list[Entry] = []
+    helpers: set[str] = set()
+    for path in sorted(Path(__file__).parent.glob("registry_*.py")):
+        part = importlib.import_module(f"tests.{path.stem}")
+        entries += part.ENTRIES
+        helpers |= set(getattr(part, "NOT_TRANSFORMS", ()))
+    return entries, helpers
+
+
+_PART_ENTRIES, _PART_HELPERS = _load_parts()
+_REPLACED = {e.name for e in _PART_ENTRIES if e.name.startswith("compat.")}
+REGISTRY = [e for e in REGISTRY if e.name not in _REPLACED] + _PART_ENTRIES
+
 BY_NAME: dict[str, Entry] = {e.name: e for e in REGISTRY}
 if len(BY_NAME) != len(REGISTRY):
     raise ValueError("tests/registry.py: entry names must be unique")
@@ -668,4 +695,5 @@ NOT_TRANSFORMS = frozenset(
         "pack_params",
         "quotient",
     }
+    | _PART_HELPERS
 )

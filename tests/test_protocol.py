@@ -17,7 +17,7 @@ import optax
 import pytest
 
 import gradopt
-from gradopt._base import transform
+from gradopt.core._base import transform
 
 
 def params_tree(dtype=jnp.float32):

@@ -36,20 +36,20 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from gradopt._adaptive import (
+from gradopt.core._base import Bound, GradientTransformation
+from gradopt.core._chain import chain, divide
+from gradopt.core._checks import check_flag, check_learning_rate, check_scalar, concrete_value
+from gradopt.transforms._adaptive import (
     infinity_norm,
     root_mean_square,
     scale_by_adadelta,
     scale_by_rms,
     scale_by_sum_of_squares,
 )
-from gradopt._base import Bound, GradientTransformation
-from gradopt._chain import chain, divide
-from gradopt._checks import check_flag, check_learning_rate, check_scalar, concrete_value
-from gradopt._moments import bias_correction, ema, scale_by_nesterov_ema
-from gradopt._momentum import heavy_ball, trace
-from gradopt._scale import scale_by_learning_rate
-from gradopt._weight_decay import add_decayed_weights
+from gradopt.transforms._moments import bias_correction, ema, scale_by_nesterov_ema
+from gradopt.transforms._momentum import heavy_ball, trace
+from gradopt.transforms._scale import scale_by_learning_rate
+from gradopt.transforms._weight_decay import add_decayed_weights
 
 __all__ = ["adadelta", "adagrad", "adam", "adamax", "adamw", "nadam", "rmsprop", "sgd"]
 

@@ -15,8 +15,8 @@ from typing import Any, NamedTuple
 
 import jax
 
-from gradopt._base import apply_updates
-from gradopt._checks import check_scalar
+from gradopt.core._base import apply_updates
+from gradopt.core._checks import check_scalar
 from gradopt.distributed._async_common import check_positive_int, check_transform
 from gradopt.distributed._elastic import elastic_difference
 

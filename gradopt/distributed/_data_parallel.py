@@ -33,8 +33,8 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec
 
-from gradopt._base import apply_updates
-from gradopt._numerics import compute_dtype
+from gradopt.core._base import apply_updates
+from gradopt.core._numerics import compute_dtype
 from gradopt.distributed._checks import check_mesh_axis, check_positive_int, check_transform
 
 _WHERE = "gradopt.distributed.data_parallel"

@@ -27,9 +27,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import Bound, check_same_structure, tree_map
-from gradopt._checks import check_scalar
-from gradopt._numerics import compute_dtype, hyper, saturate
+from gradopt.core._base import Bound, check_same_structure, tree_map
+from gradopt.core._checks import check_scalar
+from gradopt.core._numerics import compute_dtype, hyper, saturate
 
 PyTree = Any
 

@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import apply_updates
-from gradopt._checks import check_scalar
+from gradopt.core._base import apply_updates
+from gradopt.core._checks import check_scalar
 from gradopt.distributed._async_common import check_positive_int, check_transform
 from gradopt.distributed._delay_tolerant import backlog_since
 

@@ -31,8 +31,8 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec
 
-from gradopt._base import apply_updates
-from gradopt._numerics import as_compute, hyper, increment, zero_count, zeros_like
+from gradopt.core._base import apply_updates
+from gradopt.core._numerics import as_compute, hyper, increment, zero_count, zeros_like
 from gradopt.distributed._checks import check_mesh_axis, check_positive_int, check_transform
 from gradopt.distributed._elastic import elastic_difference
 

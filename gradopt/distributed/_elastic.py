@@ -16,7 +16,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from gradopt._numerics import compute_dtype
+from gradopt.core._numerics import compute_dtype
 
 
 def elastic_difference(params, center, alpha):

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec
 
-from gradopt._base import GradientTransformation, call_update, check_same_structure
+from gradopt.core._base import GradientTransformation, call_update, check_same_structure
 from gradopt.distributed._checks import check_mesh_axis, check_transform
 
 _WHERE = "gradopt.distributed.sharded"

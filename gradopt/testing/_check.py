@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gradopt.core._chain import chain, identity
+
 _INSTALL = (
     "gradopt.testing needs chex and optax, which gradopt itself does not depend on. "
     "Install them with `pip install chex optax` (or `pip install 'gradopt[test]'`)."
@@ -315,14 +317,12 @@ def _check_vmap(run: _Runner, tx, grads, params, eager, jstep, rtol, atol):
 
 
 def _check_chains(run: _Runner, tx, grads, params, eager, rtol, atol, optax_chain: bool):
-    import gradopt  # the package; imported late so that gradopt.testing loads on its own
-
     updates, state = eager
     fix = (
         "update must use only its arguments (updates, state, params, **extra_args) and accept "
         "**extra keyword arguments it does not use."
     )
-    chains = [("gradopt.chain", gradopt.chain(gradopt.identity(), tx, gradopt.identity()))]
+    chains = [("gradopt.chain", chain(identity(), tx, identity()))]
     if optax_chain:
         optax = _require("optax")
         chains.append(("optax.chain", optax.chain(optax.identity(), tx)))

@@ -24,10 +24,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import GradientTransformation
-from gradopt._checks import check_decay, check_dtype, check_eps, check_flag, check_scalar
-from gradopt._elementwise import Elementwise, elementwise, no_step
-from gradopt._numerics import (
+from gradopt.core._base import GradientTransformation
+from gradopt.core._checks import check_decay, check_dtype, check_eps, check_flag, check_scalar
+from gradopt.core._elementwise import Elementwise, elementwise, no_step
+from gradopt.core._numerics import (
     cast,
     clamp,
     full_like,

@@ -35,14 +35,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradopt._base import (
+from gradopt.core._base import (
     GradientTransformation,
     State,
     call_update,
     check_same_structure,
     transform,
 )
-from gradopt._checks import check_scalar
+from gradopt.core._checks import check_scalar
 
 _DEFAULT_MAX_LEAF_SIZE = 1 << 16
 

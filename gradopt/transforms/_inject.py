@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradopt._base import GradientTransformation, call_update, transform
-from gradopt._numerics import increment, zero_count
+from gradopt.core._base import GradientTransformation, call_update, transform
+from gradopt.core._numerics import increment, zero_count
 
 _WHERE = "gradopt.inject_hyperparams"
 

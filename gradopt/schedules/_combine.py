@@ -9,9 +9,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import Bound
-from gradopt._checks import check_scalar
-from gradopt._schedules_common import as_float, check_boundaries, count_reached, shift_steps
+from gradopt.core._base import Bound
+from gradopt.core._checks import check_scalar
+from gradopt.schedules._common import as_float, check_boundaries, count_reached, shift_steps
 
 
 def _value_at(schedule, count):

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradopt._checks import check_scalar, concrete_value
+from gradopt.core._checks import check_scalar, concrete_value
 
 STEPS_FIX = "Pass a positive number of steps, e.g. 1000."
 

@@ -7,9 +7,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import GradientTransformation, transform
-from gradopt._checks import check_scalar
-from gradopt._numerics import as_compute, hyper, increment, zero_count
+from gradopt.core._base import GradientTransformation, transform
+from gradopt.core._checks import check_scalar
+from gradopt.core._numerics import as_compute, hyper, increment, zero_count
 
 
 class AddNoiseState(NamedTuple):

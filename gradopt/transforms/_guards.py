@@ -8,9 +8,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import call_update, transform
-from gradopt._checks import check_choice
-from gradopt._numerics import increment, zero_count
+from gradopt.core._base import call_update, transform
+from gradopt.core._checks import check_choice
+from gradopt.core._numerics import increment, zero_count
 
 _WHERE = "gradopt.skip_nonfinite"
 

@@ -13,10 +13,9 @@ The chain fuses these elementwise stages into one expression per leaf.
 
 from __future__ import annotations
 
-from gradopt._adaptive import infinity_norm, root_mean_square
-from gradopt._base import GradientTransformation
-from gradopt._chain import chain, divide
-from gradopt._checks import (
+from gradopt.core._base import GradientTransformation
+from gradopt.core._chain import chain, divide
+from gradopt.core._checks import (
     check_decay,
     check_dtype,
     check_eps,
@@ -24,9 +23,10 @@ from gradopt._checks import (
     check_learning_rate,
     check_weight_decay,
 )
-from gradopt._moments import bias_correction, ema, scale_by_nesterov_ema
-from gradopt._scale import scale_by_learning_rate
-from gradopt._weight_decay import add_decayed_weights, with_l2
+from gradopt.transforms._adaptive import infinity_norm, root_mean_square
+from gradopt.transforms._moments import bias_correction, ema, scale_by_nesterov_ema
+from gradopt.transforms._scale import scale_by_learning_rate
+from gradopt.transforms._weight_decay import add_decayed_weights, with_l2
 
 
 def _check_common(where, learning_rate, b1, b2, eps, weight_decay=0.0):

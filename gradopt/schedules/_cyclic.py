@@ -10,9 +10,9 @@ import math
 
 import jax.numpy as jnp
 
-from gradopt._base import Bound
-from gradopt._checks import check_choice, check_flag, check_scalar
-from gradopt._schedules_common import (
+from gradopt.core._base import Bound
+from gradopt.core._checks import check_choice, check_flag, check_scalar
+from gradopt.schedules._common import (
     STEPS_FIX,
     as_float,
     check_nonnegative,

@@ -10,7 +10,7 @@ of the second moment of ``g``), ``branch`` feeds the input to both and joins
 their outputs; ``divide(numerator, denominator)`` is the join that Adam, AdaMax
 and Nadam use.
 
-Consecutive elementwise stages (see :mod:`gradopt._elementwise`) are fused:
+Consecutive elementwise stages (see :mod:`gradopt.core._elementwise`) are fused:
 the chain runs them as one expression per leaf in one traversal of the tree.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import (
+from gradopt.core._base import (
     EmptyState,
     GradientTransformation,
     call_update,
@@ -30,9 +30,9 @@ from gradopt._base import (
     check_same_structure,
     transform,
 )
-from gradopt._checks import check_gradients
-from gradopt._elementwise import Branch, Elementwise, Seq, elementwise, from_node, node_of, run
-from gradopt._numerics import compute_dtype
+from gradopt.core._checks import check_gradients
+from gradopt.core._elementwise import Branch, Elementwise, Seq, elementwise, from_node, node_of, run
+from gradopt.core._numerics import compute_dtype
 
 
 def _check_transforms(transforms, where: str):

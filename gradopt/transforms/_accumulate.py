@@ -7,9 +7,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import GradientTransformation, call_update, transform, tree_map
-from gradopt._checks import check_choice
-from gradopt._numerics import as_compute, compute_dtype, full_like, increment, zero_count
+from gradopt.core._base import GradientTransformation, call_update, transform, tree_map
+from gradopt.core._checks import check_choice
+from gradopt.core._numerics import as_compute, compute_dtype, full_like, increment, zero_count
 
 _WHERE = "gradopt.accumulate"
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from gradopt._base import Bound
-from gradopt._checks import check_flag, check_scalar
-from gradopt._schedules_common import (
+from gradopt.core._base import Bound
+from gradopt.core._checks import check_flag, check_scalar
+from gradopt.schedules._common import (
     STEPS_FIX,
     as_float,
     ceil_div,

@@ -18,8 +18,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradopt._checks import check_gradients
-from gradopt._numerics import compute_dtype
+from gradopt.core._checks import check_gradients
+from gradopt.core._numerics import compute_dtype
 
 PyTree = Any
 Params = Any
@@ -241,7 +241,7 @@ def tree_map(
     The structures must be equal, and, unless ``same_shapes=False`` (a mask of
     booleans, say), so must the shapes of corresponding leaves; a mismatch
     raises a ValueError that names both. Updates and grads must be floating
-    point (:func:`gradopt._checks.check_gradients`); Python scalar leaves are
+    point (:func:`gradopt.core._checks.check_gradients`); Python scalar leaves are
     turned into arrays.
     """
     if what in ("updates", "grads"):

@@ -21,9 +21,9 @@ or Keras (``keras.optimizers.schedules``) class it matches; the tests compare
 with values recorded from those classes.
 """
 
-from gradopt._schedules_combine import from_callable, join, product
-from gradopt._schedules_cyclic import cosine, cosine_with_restarts, onecycle, warmup
-from gradopt._schedules_decay import (
+from gradopt.schedules._combine import from_callable, join, product
+from gradopt.schedules._cyclic import cosine, cosine_with_restarts, onecycle, warmup
+from gradopt.schedules._decay import (
     constant,
     exponential,
     inverse_time,

@@ -32,9 +32,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import Bound, GradientTransformation, checked_update
-from gradopt._checks import check_gradients
-from gradopt._numerics import clamp, compute_dtype
+from gradopt.core._base import Bound, GradientTransformation, checked_update
+from gradopt.core._checks import check_gradients
+from gradopt.core._numerics import clamp, compute_dtype
 
 
 class Elementwise(NamedTuple):

@@ -7,11 +7,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import GradientTransformation, transform
-from gradopt._checks import check_choice, check_scalar
-from gradopt._numerics import hyper, increment, zero_count
-from gradopt._scale import scale_tree
-from gradopt._schedules_common import float_dtype
+from gradopt.core._base import GradientTransformation, transform
+from gradopt.core._checks import check_choice, check_scalar
+from gradopt.core._numerics import hyper, increment, zero_count
+from gradopt.schedules._common import float_dtype
+from gradopt.transforms._scale import scale_tree
 
 _WHERE = "gradopt.reduce_on_plateau"
 

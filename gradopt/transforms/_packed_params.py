@@ -34,8 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradopt._checks import check_scalar
-from gradopt._packed import _DEFAULT_MAX_LEAF_SIZE, _Layout, _layout, _pack
+from gradopt.core._checks import check_scalar
+from gradopt.transforms._packed import _DEFAULT_MAX_LEAF_SIZE, _Layout, _layout, _pack
 
 
 def _packed_slots(layout: _Layout):

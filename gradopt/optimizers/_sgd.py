@@ -8,9 +8,8 @@ depends on a hyperparameter's value.
 
 from __future__ import annotations
 
-from gradopt._adaptive import scale_by_adadelta, scale_by_rms, scale_by_sum_of_squares
-from gradopt._base import GradientTransformation
-from gradopt._checks import (
+from gradopt.core._base import GradientTransformation
+from gradopt.core._checks import (
     check_dampening,
     check_decay,
     check_eps,
@@ -20,9 +19,10 @@ from gradopt._checks import (
     check_nesterov,
     check_weight_decay,
 )
-from gradopt._momentum import heavy_ball, trace
-from gradopt._scale import scale_by_learning_rate
-from gradopt._weight_decay import is_zero, with_l2
+from gradopt.transforms._adaptive import scale_by_adadelta, scale_by_rms, scale_by_sum_of_squares
+from gradopt.transforms._momentum import heavy_ball, trace
+from gradopt.transforms._scale import scale_by_learning_rate
+from gradopt.transforms._weight_decay import is_zero, with_l2
 
 
 def sgd(

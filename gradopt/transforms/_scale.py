@@ -6,10 +6,10 @@ from typing import NamedTuple
 
 import jax
 
-from gradopt._base import EmptyState, GradientTransformation
-from gradopt._checks import check_flag, check_learning_rate, check_scalar
-from gradopt._elementwise import Elementwise, elementwise, no_step
-from gradopt._numerics import as_compute, hyper, increment, zero_count
+from gradopt.core._base import EmptyState, GradientTransformation
+from gradopt.core._checks import check_flag, check_learning_rate, check_scalar
+from gradopt.core._elementwise import Elementwise, elementwise, no_step
+from gradopt.core._numerics import as_compute, hyper, increment, zero_count
 
 
 def scale_tree(updates, factor):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradopt._checks import check_choice, check_flag, check_scalar
+from gradopt.core._checks import check_choice, check_flag, check_scalar
 
 _WHERE = "gradopt.EarlyStopping"
 

@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import GradientTransformation, tree_map
-from gradopt._checks import (
+from gradopt.core._base import GradientTransformation, tree_map
+from gradopt.core._checks import (
     check_dampening,
     check_dtype,
     check_flag,
@@ -28,8 +28,8 @@ from gradopt._checks import (
     check_momentum,
     check_nesterov,
 )
-from gradopt._elementwise import Elementwise, elementwise
-from gradopt._numerics import (
+from gradopt.core._elementwise import Elementwise, elementwise
+from gradopt.core._numerics import (
     cast,
     hyper,
     increment,

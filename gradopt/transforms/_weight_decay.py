@@ -11,11 +11,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import EmptyState, GradientTransformation, transform, tree_map
-from gradopt._chain import chain
-from gradopt._checks import check_scalar, concrete_value
-from gradopt._elementwise import Elementwise, elementwise, no_step
-from gradopt._numerics import hyper, wider
+from gradopt.core._base import EmptyState, GradientTransformation, transform, tree_map
+from gradopt.core._chain import chain
+from gradopt.core._checks import check_scalar, concrete_value
+from gradopt.core._elementwise import Elementwise, elementwise, no_step
+from gradopt.core._numerics import hyper, wider
 
 
 def _select(flag, decayed, plain):

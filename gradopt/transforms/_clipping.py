@@ -17,9 +17,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from gradopt._base import EmptyState, GradientTransformation, transform
-from gradopt._checks import check_scalar
-from gradopt._numerics import as_compute, hyper
+from gradopt.core._base import EmptyState, GradientTransformation, transform
+from gradopt.core._checks import check_scalar
+from gradopt.core._numerics import as_compute, hyper
 
 
 def _empty_init(params, **hyper):
