@@ -12,8 +12,15 @@ so the same script also runs as one process.
 The launcher forwards every line the processes print, prefixed with
 ``[process i]``. If a process exits with an error, the launcher stops the
 others (SIGTERM, then SIGKILL after ``--grace`` seconds), repeats the failing
-process's last lines on stderr, and exits with its exit code. ``--timeout``
-bounds the whole run.
+process's last lines on stderr (its traceback), and exits with its exit code.
+
+A process that raises after ``initialize()`` exits at once (the excepthook
+that ``initialize`` installs), so the launcher reports it within moments,
+whether it raised before the first collective or between two; the others,
+waiting for it in a collective, then fail too (gloo reports the closed
+connection): the launcher names the process that failed *first* (by the time
+its excepthook stamped), not the lowest index. ``--timeout`` bounds the
+whole run; SIGTERM or Ctrl-C to the launcher stops every process too.
 
 Example::
 
@@ -36,7 +43,10 @@ from gradopt.distributed._process import (
     ENV_COORDINATOR,
     ENV_NUM_PROCESSES,
     ENV_PROCESS_ID,
+    FAILURE_MARKER,
 )
+
+TAIL_LINES = 60
 
 
 def free_port() -> int:
@@ -77,6 +87,35 @@ def _stop(procs, grace: float) -> None:
             p.wait(timeout=grace)
 
 
+def _raised_at(tail) -> float:
+    """When the process's excepthook says it raised (inf if it did not say)."""
+    for line in reversed(tail):
+        if line.startswith(FAILURE_MARKER) and " at " in line:
+            try:
+                return float(line.rsplit(" at ", 1)[1].split(";")[0])
+            except ValueError:
+                break
+    return float("inf")
+
+
+def _first_failure(bad, tails, threads):
+    """Of the processes found failed in one poll, the one that raised first."""
+    if len(bad) == 1:
+        return bad[0]
+    for i, _ in bad:  # let the forwarders read the last lines (the marker) first
+        threads[i].join(timeout=1.0)
+    return min(bad, key=lambda item: (_raised_at(tails[item[0]]), item[0]))
+
+
+class _Stopped(Exception):
+    """The launcher received SIGTERM."""
+
+
+def _on_sigterm(signum, frame):
+    del signum, frame
+    raise _Stopped
+
+
 def launch(
     command, n: int, *, devices: int | None = None, timeout: float | None = None, grace: float = 5.0
 ) -> int:
@@ -107,7 +146,7 @@ def launch(
             text=True,
             start_new_session=True,  # its own process group, so it can be stopped as a whole
         )
-        tail: collections.deque = collections.deque(maxlen=30)
+        tail: collections.deque = collections.deque(maxlen=TAIL_LINES)
         thread = threading.Thread(
             target=_forward, args=(rank, proc.stdout, tail, lock), daemon=True
         )
@@ -118,12 +157,15 @@ def launch(
 
     start = time.monotonic()
     failed, code = None, 0
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         while True:
             codes = [p.poll() for p in procs]
             bad = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)]
             if bad:
-                failed, code = bad[0]
+                failed, code = _first_failure(bad, tails, threads)
                 break
             if all(c == 0 for c in codes):
                 break
@@ -131,10 +173,15 @@ def launch(
                 failed, code = None, 124
                 break
             time.sleep(0.05)
+    except (_Stopped, KeyboardInterrupt):
+        print(f"launch: interrupted; stopping all {n} processes.", file=sys.stderr)
+        failed, code = None, 130
     finally:
         _stop(procs, grace)
         for thread in threads:
             thread.join(timeout=grace)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if code == 124 and failed is None:
         print(f"launch: timed out after {timeout:g} s; stopped all {n} processes.", file=sys.stderr)
     elif failed is not None:
