@@ -138,7 +138,8 @@ def diloco(inner, outer=None, *, sync_every: int, mesh=None, axis=None) -> Elast
       >>> step = worker_step(lambda p, b: jnp.mean((b @ p["w"] - 1.0) ** 2), tx)
       >>> for _ in range(8):
       ...     params, state, losses = step(params, state, jnp.ones((4, 8, 3)))
-      >>> bool(jnp.allclose(params["w"], state.params["w"]))  # after a round: every x_i at theta
+      >>> theta = state.params["w"]  # after two rounds every worker is at theta
+      >>> bool(jnp.allclose(params["w"], jnp.broadcast_to(theta, params["w"].shape)))
       True
 
     Note:
