@@ -1,9 +1,9 @@
 """``sharded(adam)`` on 8 host devices, on Explicit and Auto mesh axes (issue: ShardingTypeError).
 
-Leaves of every kind of size (a scalar, 1, 3, 8, 9, 257 x 129, and a 16 x 3
-leaf sharded over the axis itself), ten updates eagerly and under jit,
+Leaves of every kind of size (a scalar, 1, 3, 8, 9, 13 x 7, and a 16 x 3
+leaf sharded over the axis itself), three updates eagerly and ten under jit,
 compared bitwise with ``adam`` on the same arrays; and ``data_parallel`` with
-``sharded(adam)`` against ``data_parallel`` with ``adam`` (five steps).
+``sharded(adam)`` against ``data_parallel`` with ``adam`` (five steps, Explicit).
 """
 
 import json
@@ -19,7 +19,7 @@ from gradopt.distributed import data_parallel, sharded
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
-SHAPES = {"s": (), "a": (1,), "b": (3,), "c": (8,), "d": (9,), "e": (257, 129), "f": (16, 3)}
+SHAPES = {"s": (), "a": (1,), "b": (3,), "c": (8,), "d": (9,), "e": (13, 7), "f": (16, 3)}
 
 
 def bitwise(a, b):
@@ -41,7 +41,7 @@ def updates(mesh, mode):
     if mode == "jit":
         up, uz = jax.jit(up), jax.jit(uz)
     s1, s2, p1, p2 = plain.init(params), zero.init(params), params, params
-    for _ in range(10):
+    for _ in range(3 if mode == "eager" else 10):
         u1, s1 = up(grads, s1, p1)
         u2, s2 = uz(grads, s2, p2)
         p1, p2 = gradopt.apply_updates(p1, u1), gradopt.apply_updates(p2, u2)
@@ -71,11 +71,15 @@ def paired(mesh):
     return bitwise(*out)
 
 
-result = {}
-for kind in (AxisType.Explicit, AxisType.Auto):
-    mesh = jax.make_mesh((8,), ("data",), axis_types=(kind,))
-    for mode in ("eager", "jit"):
-        result[f"{kind.name}-{mode}"] = updates(mesh, mode)
-    result[f"{kind.name}-data_parallel"] = paired(mesh)
+# The Explicit axis (jax.make_mesh's default) in every mode; the Auto axis, whose path
+# worked before, under jit.
+explicit = jax.make_mesh((8,), ("data",), axis_types=(AxisType.Explicit,))
+auto = jax.make_mesh((8,), ("data",), axis_types=(AxisType.Auto,))
+result = {
+    "Explicit-eager": updates(explicit, "eager"),
+    "Explicit-jit": updates(explicit, "jit"),
+    "Explicit-data_parallel": paired(explicit),
+    "Auto-jit": updates(auto, "jit"),
+}
 result["default_axis_type"] = jax.make_mesh((8,), ("data",)).axis_types[0].name
 print("RESULT " + json.dumps(result))
