@@ -23,10 +23,13 @@ from tests.test_distributed_easgd import (
 )
 
 
-def reference(x0, data, k, *, steps, h, lr, wd, outer_lr, mu):
+def reference(x0, data, k, *, steps, h, lr, wd, outer_lr, mu, fragments=None):
     """NumPy float64: DiLoCo with AdamW inner steps and Nesterov SGD outer steps.
 
-    Returns the workers' flat parameters and theta after ``steps`` inner steps.
+    ``fragments``: Streaming DiLoCo, a list of index arrays into the flat
+    parameters; fragment ``p`` takes its outer step after the inner steps
+    ``t`` with ``(t + p h // P) % h == 0``. Returns the workers' flat
+    parameters and theta after ``steps`` inner steps.
     """
     shape = worker_tree(x0, 0)
     theta = flat(shape)  # every worker starts at theta (stack_workers)
@@ -42,11 +45,16 @@ def reference(x0, data, k, *, steps, h, lr, wd, outer_lr, mu):
             v[i] = b2 * v[i] + (1 - b2) * g**2
             m_hat, v_hat = m[i] / (1 - b1**t), v[i] / (1 - b2**t)
             x[i] = x[i] - lr * (m_hat / (np.sqrt(v_hat) + eps) + wd * x[i])
-        if t % h == 0:  # the outer step: Delta as a gradient, Nesterov (PyTorch form)
-            delta = np.mean([theta - x[i] for i in range(k)], axis=0)
-            velocity = mu * velocity + delta
-            theta = theta - outer_lr * (delta + mu * velocity)
-            x = [theta.copy() for _ in range(k)]
+        parts = fragments or [np.arange(theta.size)]
+        for p, f in enumerate(parts):
+            if (t + p * h // len(parts)) % h:
+                continue
+            # the outer step on fragment f: Delta as a gradient, Nesterov (PyTorch form)
+            delta = np.mean([theta[f] - x[i][f] for i in range(k)], axis=0)
+            velocity[f] = mu * velocity[f] + delta
+            theta[f] = theta[f] - outer_lr * (delta + mu * velocity[f])
+            for i in range(k):
+                x[i][f] = theta[f]
     return np.stack(x), theta
 
 
@@ -73,6 +81,41 @@ def test_matches_numpy_reference_with_the_papers_outer_step(x64, h):
     np.testing.assert_allclose(got_x, want_x, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(flat(state.params), want_theta, rtol=1e-12, atol=1e-12)
     assert np.max(np.abs(want_theta - flat(worker_tree(x0, 0)))) > 1e-2  # theta moved
+
+
+def test_streaming_fragments_match_numpy_reference(x64):
+    """Two fragments (leaves dealt round-robin: k.t, then w), staggered by H / 2."""
+    k, h, steps = 3, 4, 11
+    data, x0 = make_problem(k, seed=21)
+    start = worker_tree(x0, 0)
+    tx = dist.diloco(gradopt.adamw(0.05, weight_decay=0.1), sync_every=h, fragments=2)
+    got, state = run(tx, dist.stack_workers(start, k), data, steps)
+    # flat() follows jax.tree.leaves: k.t (2 entries) first, then w (4 entries).
+    fragments = [np.arange(0, 2), np.arange(2, 6)]
+    want_x, want_theta = reference(
+        x0, data, k, steps=steps, h=h, lr=0.05, wd=0.1, outer_lr=0.7, mu=0.9, fragments=fragments
+    )
+    got_x = np.stack([flat(worker_tree(got, i)) for i in range(k)])
+    np.testing.assert_allclose(got_x, want_x, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(flat(state.params), want_theta, rtol=1e-12, atol=1e-12)
+    assert len(state.outer) == 2  # one outer state per fragment
+
+
+def test_streaming_fragments_sync_at_staggered_steps(x64):
+    k, h = 2, 4
+    data, x0 = make_problem(k, seed=8)
+    tx = dist.diloco(gradopt.sgd(0.1), sync_every=h, fragments=2)
+    params = dist.stack_workers(worker_tree(x0, 0), k)
+    state = tx.init(params)
+    step = dist.worker_step(loss_fn, tx)
+    moved = []
+    for _ in range(8):
+        before = jax.tree.leaves(state.params)
+        params, state, _ = step(params, state, jax.tree.map(jnp.asarray, data))
+        after = jax.tree.leaves(state.params)
+        moved.append([int(not np.array_equal(a, b)) for a, b in zip(before, after, strict=True)])
+    # leaf 0 (k.t): fragment 0, after steps 4 and 8; leaf 1 (w): fragment 1, after 2 and 6
+    assert moved == [[0, 0], [0, 1], [0, 0], [1, 0], [0, 0], [0, 1], [0, 0], [1, 0]]
 
 
 def test_workers_differ_within_a_round_and_restart_from_theta(x64):
@@ -137,5 +180,11 @@ def test_bad_arguments_name_themselves():
         dist.diloco("adamw", sync_every=4)
     with pytest.raises(TypeError, match="`outer`"):
         dist.diloco(gradopt.sgd(0.1), outer=0.7, sync_every=4)
+    with pytest.raises(ValueError, match="`fragments` = 3 but the parameters have only 2 leaves"):
+        dist.diloco(gradopt.sgd(0.1), sync_every=2, fragments=3).init(
+            dist.stack_workers({"w": jnp.zeros(3), "b": jnp.zeros(())}, 2)
+        )
+    with pytest.raises(ValueError, match="`fragments` must be an integer >= 1"):
+        dist.diloco(gradopt.sgd(0.1), sync_every=2, fragments=0)
     with pytest.raises(ValueError, match="leading worker axis"):
         dist.diloco(gradopt.sgd(0.1), sync_every=2).init({"w": jnp.zeros(3), "b": jnp.zeros(())})

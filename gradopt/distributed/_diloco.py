@@ -64,41 +64,90 @@ def _outer_step(local, theta, outer_state, *, outer):
     return theta, outer_state
 
 
-def _diloco_init(params, *, inner, outer, mesh, axis):
+def _groups(tree, fragments):
+    """Leaf indices of each fragment, leaves dealt round-robin (None: one fragment, the tree)."""
+    if fragments == 1:
+        return None
+    n = len(jax.tree.leaves(tree))
+    if fragments > n:
+        raise ValueError(
+            f"{_WHERE}: `fragments` = {fragments} but the parameters have only {n} leaves; "
+            f"fragments are made of whole leaves. Pass fragments <= {n}."
+        )
+    return [list(range(p, n, fragments)) for p in range(fragments)]
+
+
+def _split(tree, groups):
+    """Each fragment: the tree itself (one fragment) or the list of its leaves."""
+    if groups is None:
+        return [tree]
+    leaves = jax.tree.leaves(tree)
+    return [[leaves[i] for i in g] for g in groups]
+
+
+def _merge(parts, like, groups):
+    if groups is None:
+        return parts[0]
+    leaves = [None] * sum(len(g) for g in groups)
+    for g, part in zip(groups, parts, strict=True):
+        for i, x in zip(g, part, strict=True):
+            leaves[i] = x
+    return jax.tree.unflatten(jax.tree.structure(like), leaves)
+
+
+def _diloco_init(params, *, inner, outer, fragments, mesh, axis):
     k = _workers(params, 0.0, _WHERE)
     _check_layout(k, mesh, axis, _WHERE)
+    groups = _groups(params, fragments)
     params = _constrain(params, mesh, PartitionSpec(axis))
     inner_state = _constrain(jax.vmap(inner.init)(params), mesh, PartitionSpec(axis))
     theta = _constrain(workers_mean(params), mesh, PartitionSpec())
-    outer_state = _constrain(outer.init(theta), mesh, PartitionSpec())
+    outer_states = [outer.init(part) for part in _split(theta, groups)]
+    outer_state = outer_states[0] if groups is None else tuple(outer_states)
+    outer_state = _constrain(outer_state, mesh, PartitionSpec())
     return DilocoState(inner_state, outer_state, theta, zero_count())
 
 
-def _diloco_update(updates, state, params, *, inner, outer, sync_every, mesh, axis):
+def _diloco_update(updates, state, params, *, inner, outer, sync_every, fragments, mesh, axis):
     if params is None:
         raise ValueError(f"{_WHERE}: update needs `params` (the workers' x_i).")
     u, inner_state = jax.vmap(inner.update)(updates, state.inner, params)
+    groups = _groups(params, fragments)
+    u_parts, x_parts = _split(u, groups), _split(params, groups)
+    theta_parts = _split(state.params, groups)
+    outer_states = [state.outer] if groups is None else list(state.outer)
 
-    def sync(u, theta, outer_state):
-        local = apply_updates(params, u)
-        theta, outer_state = _outer_step(local, theta, outer_state, outer=outer)
-        # The step that takes each worker from x_i to theta (the next round's start).
-        to_theta = jax.tree.map(
-            lambda t, x: (as_compute(t)[None] - as_compute(x)).astype(x.dtype), theta, params
+    for p in range(fragments):
+        x = x_parts[p]
+
+        def sync(u, theta, outer_state, x=x):
+            local = apply_updates(x, u)
+            theta, outer_state = _outer_step(local, theta, outer_state, outer=outer)
+            # The step that takes each worker from x_i to theta (the next round's start).
+            to_theta = jax.tree.map(
+                lambda t, y: (as_compute(t)[None] - as_compute(y)).astype(y.dtype), theta, x
+            )
+            return to_theta, theta, outer_state
+
+        def local_only(u, theta, outer_state):
+            return u, theta, outer_state
+
+        # After the H-th inner step of the fragment's round; fragment p is shifted by p H / P.
+        due = (state.count + 1 + (p * sync_every) // fragments) % sync_every == 0
+        u_parts[p], theta_parts[p], outer_states[p] = jax.lax.cond(
+            due, sync, local_only, u_parts[p], theta_parts[p], outer_states[p]
         )
-        return to_theta, theta, outer_state
 
-    def local_only(u, theta, outer_state):
-        return u, theta, outer_state
-
-    due = (state.count + 1) % sync_every == 0  # after the H-th inner step of a round
-    updates, theta, outer_state = jax.lax.cond(due, sync, local_only, u, state.params, state.outer)
-    updates = _constrain(updates, mesh, PartitionSpec(axis))
+    updates = _constrain(_merge(u_parts, u, groups), mesh, PartitionSpec(axis))
+    theta = _merge(theta_parts, state.params, groups)
+    outer_state = outer_states[0] if groups is None else tuple(outer_states)
     inner_state = _constrain(inner_state, mesh, PartitionSpec(axis))
     return updates, DilocoState(inner_state, outer_state, theta, increment(state.count))
 
 
-def diloco(inner, outer=None, *, sync_every: int, mesh=None, axis=None) -> ElasticTransformation:
+def diloco(
+    inner, outer=None, *, sync_every: int, fragments: int = 1, mesh=None, axis=None
+) -> ElasticTransformation:
     """DiLoCo: ``k`` workers take ``H`` inner steps each, then one outer step on their mean.
 
     Update rule (worker ``i``; the outer step after every ``H``-th inner step)::
@@ -117,6 +166,14 @@ def diloco(inner, outer=None, *, sync_every: int, mesh=None, axis=None) -> Elast
         form: ``v = 0.9 v + Delta``, ``theta -= 0.7 (Delta + 0.9 v)``).
       sync_every: ``H``, the inner steps per round (an integer >= 1; the paper
         uses 500).
+      fragments: ``P`` >= 1, Streaming DiLoCo's fragments (Douillard et al.,
+        2025): the parameter leaves are dealt round-robin into ``P`` fragments
+        (leaf ``j`` to fragment ``j % P``, the paper's strided pattern), each
+        with its own outer state, and fragment ``p`` takes its outer step
+        after the inner steps ``t`` with ``(t + p H // P) % H == 0``: every
+        fragment still every ``H`` steps, but staggered, so each all-reduce
+        carries about ``1/P`` of the parameters. With ``P > 1`` the outer
+        transform sees each fragment as a list of leaves. 1: DiLoCo.
       mesh, axis: optional ``jax.sharding.Mesh`` and its axis (of type *Auto*)
         the workers are laid out over; the workers' parameters and inner
         states are sharded over it, ``theta`` and the outer state replicated.
@@ -158,15 +215,21 @@ def diloco(inner, outer=None, *, sync_every: int, mesh=None, axis=None) -> Elast
       Douillard, Feng, Rusu, Chhaparia, Donchev, Kuncoro, Ranzato, Szlam &
       Shen, "DiLoCo: Distributed Low-Communication Training of Language
       Models", 2023, arXiv:2311.08455 (Algorithm 1).
+      Douillard, Donchev, Rush, Kale, Charles, Garrett, Teston, Lacey,
+      McIlroy, Shen, Ramé, Szlam, Ranzato & Barham, "Streaming DiLoCo with
+      overlapping communication: Towards a Distributed Free Lunch", 2025,
+      arXiv:2501.18512 (the fragments only; neither the overlapping of
+      communication with computation nor the quantisation).
     """
     check_transform(inner, _WHERE, "inner")
     if outer is None:
         outer = sgd(0.7, momentum=0.9, nesterov=True)
     check_transform(outer, _WHERE, "outer")
     check_positive_int(sync_every, "sync_every", _WHERE)
+    check_positive_int(fragments, "fragments", _WHERE)
     if mesh is not None or axis is not None:
         _check_mesh(mesh, axis, _WHERE)
-    hyper_ = {"inner": inner, "outer": outer, "mesh": mesh, "axis": axis}
+    hyper_ = {"inner": inner, "outer": outer, "fragments": fragments, "mesh": mesh, "axis": axis}
 
     def init(params):
         return _diloco_init(params, **hyper_)
