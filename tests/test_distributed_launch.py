@@ -34,3 +34,24 @@ def test_a_raising_process_is_reported_at_once_and_the_others_stopped(when, rank
     # --timeout, ended at the timeout; a raise before any collective blamed the
     # healthy process after gloo's 30 s timeout).
     assert ended - float(raised[0].split()[-1]) < 20, err
+
+
+def test_of_processes_found_failed_together_the_first_to_fail_is_named():
+    """The others fail a moment after the raising one (gloo: connection closed)."""
+    import collections
+    import threading
+
+    from gradopt.distributed.launch import _first_failure
+
+    tails = [
+        collections.deque(["gradopt.distributed: process 0 raised JaxRuntimeError at 105.5; x"]),
+        collections.deque(["Traceback", "gradopt.distributed: process 1 raised E at 105.4; x"]),
+        collections.deque(["no stamp: killed by a signal"]),
+    ]
+    threads = [threading.Thread(target=lambda: None) for _ in tails]
+    for thread in threads:
+        thread.start()
+    ended = {0: 106.0, 1: 105.9}
+    assert _first_failure([(0, 1), (1, 1)], tails, threads, ended) == (1, 1)
+    assert _first_failure([(0, 1), (2, -11)], tails, threads, {**ended, 2: 105.45}) == (2, -11)
+    assert _first_failure([(0, 1), (2, -11)], tails, threads, {**ended, 2: 105.6}) == (0, 1)

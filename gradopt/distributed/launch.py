@@ -19,7 +19,8 @@ that ``initialize`` installs), so the launcher reports it within moments,
 whether it raised before the first collective or between two; the others,
 waiting for it in a collective, then fail too (gloo reports the closed
 connection): the launcher names the process that failed *first* (by the time
-its excepthook stamped), not the lowest index. ``--timeout`` bounds the
+its excepthook stamped, or when its output ended if it printed no stamp), not
+the lowest index. ``--timeout`` bounds the
 whole run; SIGTERM or Ctrl-C to the launcher stops every process too.
 
 Example::
@@ -56,7 +57,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _forward(rank: int, stream, tail: collections.deque, lock: threading.Lock) -> None:
+def _forward(rank: int, stream, tail: collections.deque, lock: threading.Lock, ended) -> None:
+    """Forward one process's lines; at end of output, note the time in ``ended[rank]``."""
     for line in iter(stream.readline, ""):
         tail.append(line.rstrip("\n"))
         with lock:
@@ -64,6 +66,7 @@ def _forward(rank: int, stream, tail: collections.deque, lock: threading.Lock) -
                 f"[process {rank}] {line if line.endswith(chr(10)) else line + chr(10)}"
             )
             sys.stdout.flush()
+    ended[rank] = time.time()
     stream.close()
 
 
@@ -87,24 +90,29 @@ def _stop(procs, grace: float) -> None:
             p.wait(timeout=grace)
 
 
-def _raised_at(tail) -> float:
-    """When the process's excepthook says it raised (inf if it did not say)."""
+def _failed_at(tail, ended: float) -> float:
+    """When a process failed: its excepthook's stamp, else when its output ended."""
     for line in reversed(tail):
         if line.startswith(FAILURE_MARKER) and " at " in line:
             try:
-                return float(line.rsplit(" at ", 1)[1].split(";")[0])
+                return min(ended, float(line.rsplit(" at ", 1)[1].split(";")[0]))
             except ValueError:
                 break
-    return float("inf")
+    return ended
 
 
-def _first_failure(bad, tails, threads):
-    """Of the processes found failed in one poll, the one that raised first."""
+def _first_failure(bad, tails, threads, ended):
+    """Of the processes found failed in one poll, the one that failed first.
+
+    Its excepthook's stamp when it raised, else the end of its output (a
+    process killed by a signal or one that crashed prints no stamp).
+    """
     if len(bad) == 1:
         return bad[0]
-    for i, _ in bad:  # let the forwarders read the last lines (the marker) first
+    for i, _ in bad:  # let the forwarders read the last lines (the stamp) first
         threads[i].join(timeout=1.0)
-    return min(bad, key=lambda item: (_raised_at(tails[item[0]]), item[0]))
+    inf = float("inf")
+    return min(bad, key=lambda item: (_failed_at(tails[item[0]], ended.get(item[0], inf)), item[0]))
 
 
 class _Stopped(Exception):
@@ -129,6 +137,7 @@ def launch(
     address = f"127.0.0.1:{free_port()}"
     lock = threading.Lock()
     procs, tails, threads = [], [], []
+    ended: dict[int, float] = {}
     for rank in range(n):
         env = dict(os.environ)
         env.update({ENV_COORDINATOR: address, ENV_NUM_PROCESSES: str(n), ENV_PROCESS_ID: str(rank)})
@@ -148,7 +157,7 @@ def launch(
         )
         tail: collections.deque = collections.deque(maxlen=TAIL_LINES)
         thread = threading.Thread(
-            target=_forward, args=(rank, proc.stdout, tail, lock), daemon=True
+            target=_forward, args=(rank, proc.stdout, tail, lock, ended), daemon=True
         )
         thread.start()
         procs.append(proc)
@@ -165,7 +174,7 @@ def launch(
             codes = [p.poll() for p in procs]
             bad = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)]
             if bad:
-                failed, code = _first_failure(bad, tails, threads)
+                failed, code = _first_failure(bad, tails, threads, ended)
                 break
             if all(c == 0 for c in codes):
                 break
