@@ -188,3 +188,25 @@ def test_bad_arguments_name_themselves():
         dist.diloco(gradopt.sgd(0.1), sync_every=2, fragments=0)
     with pytest.raises(ValueError, match="leading worker axis"):
         dist.diloco(gradopt.sgd(0.1), sync_every=2).init({"w": jnp.zeros(3), "b": jnp.zeros(())})
+
+
+def test_bfloat16_parameters_keep_their_dtype_and_one_program_serves_every_step():
+    k = 2
+    start = {"w": jnp.asarray([0.5, -1.0, 2.0], jnp.bfloat16), "b": jnp.zeros((), jnp.bfloat16)}
+    tx = dist.diloco(gradopt.adamw(0.05), sync_every=2, fragments=2)
+    params = dist.stack_workers(start, k)
+    state = tx.init(params)
+    step = dist.worker_step(
+        lambda p, x: jnp.mean(
+            (x @ p["w"].astype(jnp.float32) + p["b"].astype(jnp.float32) - 1) ** 2
+        ),
+        tx,
+    )
+    batch = jnp.ones((k, 4, 3), jnp.float32)
+    for _ in range(4):
+        params, state, losses = step(params, state, batch)
+    assert step._cache_size() == 1  # the round's two kinds of step are one program
+    for tree in (params, state.params):
+        assert {x.dtype for x in jax.tree.leaves(tree)} == {jnp.dtype(jnp.bfloat16)}
+        assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(tree))
+    assert not np.array_equal(np.asarray(state.params["w"], np.float32), [0.5, -1.0, 2.0])
