@@ -1,4 +1,4 @@
-"""Synchronous parallel SGD on 8 simulated devices: data parallelism vs EASGD vs local SGD.
+"""Synchronous parallel SGD on 8 simulated devices: data parallelism, EASGD, local SGD, DiLoCo.
 
 Eight workers on a mesh of 8 host devices, each drawing mini-batches of 16
 examples from its own eighth of the training set (digits, or MNIST / CIFAR-10
@@ -9,14 +9,22 @@ from ``--data-dir``), all with plain SGD at the same learning rate:
 * EASGD (``gradopt.distributed.easgd``, alpha = 0.9 / 8) exchanging every
   tau = 1, 4, 16 steps (one all-reduce per exchange), and EAMSGD with tau = 4;
 * local SGD without exchange (EASGD with alpha = 0: eight independent runs);
+* local SGD with periodic averaging every H = 16 steps (``diloco`` with
+  ``outer = sgd(1.0)``: the workers' parameters are averaged);
+* DiLoCo (``gradopt.distributed.diloco``, Douillard et al. 2023), H = 16
+  inner SGD steps per round and the paper's outer step (Nesterov SGD,
+  learning rate 0.7, momentum 0.9) on the mean displacement;
 * one worker alone (16 examples per step).
 
 Test accuracy of the model each method would ship (the replicated parameters,
-the center variable; for local SGD the mean over the workers and the average
-of their parameters) is plotted against steps and against communication
-rounds. A second measurement: optimizer-state bytes per device for Adam on the
-network, replicated vs ZeRO-1 (``gradopt.distributed.sharded``), for 1, 2, 4
-and 8 devices, read from the arrays' addressable shards.
+the center variable, DiLoCo's global parameters; for local SGD without
+exchange the mean over the workers and the average of their parameters) is
+plotted against steps and against communication rounds (one all-reduce of
+the parameters per exchange, per averaging, per DiLoCo round or per
+data-parallel step). A second measurement: optimizer-state bytes per device
+for Adam on the network, replicated vs ZeRO-1
+(``gradopt.distributed.sharded``), for 1, 2, 4 and 8 devices, read from the
+arrays' addressable shards.
 
 The training runs in a child process started with 8 host devices (the device
 count must be set before JAX starts). Run: ``python -m experiments.parallel
@@ -49,6 +57,8 @@ def _methods():
         ("EASGD tau=16", "easgd", 16),
         ("EAMSGD tau=4", "eamsgd", 4),
         ("local SGD (no exchange)", "local", None),
+        ("local SGD, averaging H=16", "average", 16),
+        ("DiLoCo H=16", "diloco", 16),
         ("one worker", "one", None),
     ]
 
@@ -105,7 +115,10 @@ def compute(config: dict) -> dict:
 
         else:
             alpha = 0.0 if kind == "local" else 0.9 / WORKERS
-            if kind == "eamsgd":
+            if kind in ("average", "diloco"):
+                outer = gradopt.sgd(1.0) if kind == "average" else None  # None: the paper's
+                tx = dist.diloco(gradopt.sgd(lr), outer, sync_every=tau, mesh=mesh, axis="workers")
+            elif kind == "eamsgd":
                 tx = dist.eamsgd(
                     lr / 2, momentum=0.5, alpha=alpha, tau=tau, mesh=mesh, axis="workers"
                 )
@@ -130,6 +143,8 @@ def compute(config: dict) -> dict:
                     )
                 elif kind in ("easgd", "eamsgd"):
                     curve.append({"step": t, "accuracy": float(test_accuracy(state.center))})
+                elif kind in ("average", "diloco"):
+                    curve.append({"step": t, "accuracy": float(test_accuracy(state.params))})
                 else:
                     curve.append({"step": t, "accuracy": float(test_accuracy(params))})
             if t == steps:
@@ -144,7 +159,10 @@ def compute(config: dict) -> dict:
             else:
                 batch = jax.device_put((x_train[idx[t]], y_train[idx[t]]), by_worker)
                 params, state, _ = jax.block_until_ready(step(params, state, batch))
-        rounds = {"dp": steps, "one": 0, "local": 0}.get(kind, -(-steps // (tau or 1)))
+        if kind in ("average", "diloco"):
+            rounds = steps // tau  # a round ends with its all-reduce
+        else:
+            rounds = {"dp": steps, "one": 0, "local": 0}.get(kind, -(-steps // (tau or 1)))
         runs[label] = {"curve": curve, "rounds": rounds, "tau": tau, "kind": kind}
         print(f"  {label}: test accuracy {curve[-1]['accuracy']:.3f}", flush=True)
 
@@ -226,7 +244,7 @@ def run(settings: common.Settings) -> common.Result:
     for label, r in runs.items():
         steps = [p["step"] for p in r["curve"]]
         acc = [p["accuracy"] for p in r["curve"]]
-        style = "--" if r["kind"] in ("local", "one") else "-"
+        style = {"local": "--", "one": "--", "average": ":", "diloco": "-."}.get(r["kind"], "-")
         axes[0].plot(steps, acc, style, label=label)
         if r["rounds"]:
             per_round = r["rounds"] / max(steps[-1], 1)
@@ -240,8 +258,8 @@ def run(settings: common.Settings) -> common.Result:
         xscale="symlog",
         title="accuracy vs communication",
     )
-    axes[0].legend(fontsize=7)
-    axes[1].legend(fontsize=7)
+    axes[0].legend(fontsize=6)
+    axes[1].legend(fontsize=6)
     for label, marker in (("replicated", "o"), ("sharded", "s")):
         rows = [m for m in memory if m["state"] == label]
         axes[2].plot(
@@ -309,16 +327,23 @@ def run(settings: common.Settings) -> common.Result:
         f"{runs['EASGD tau=16']['rounds']} exchanges.",
         f"Local SGD without exchange: the workers average {local['accuracy']:.3f} (each sees one "
         f"eighth of the data); the average of their parameters scores {local['averaged']:.3f}.",
+        f"DiLoCo (H=16, Nesterov outer step) {final['DiLoCo H=16']:.3f} and local SGD "
+        f"averaging every 16 steps {final['local SGD, averaging H=16']:.3f} with "
+        f"{runs['DiLoCo H=16']['rounds']} all-reduces each, EASGD tau=16 "
+        f"{final['EASGD tau=16']:.3f} with {budget}; data parallelism has {dp_at['accuracy']:.3f} "
+        f"after {dp_at['step']} all-reduces and {dp_acc:.3f} after "
+        f"{runs['data parallel']['rounds']}.",
         f"Adam state for {result['n_params']} parameters: {mem[(8, 'replicated')]} bytes on "
         f"each of 8 devices replicated, {mem[(8, 'sharded')]} sharded ({ratio8:.2f}x less).",
     ]
     headline = (
-        f"8 workers: data parallel {dp_acc:.3f}, {best_easgd} {best_acc:.3f}, one worker "
-        f"{one_acc:.3f}; ZeRO-1 state {ratio8:.1f}x smaller on 8 devices"
+        f"8 workers: data parallel {dp_acc:.3f}, {best_easgd} {best_acc:.3f}, DiLoCo H=16 "
+        f"{final['DiLoCo H=16']:.3f}, one worker {one_acc:.3f}; ZeRO-1 state {ratio8:.1f}x "
+        "smaller on 8 devices"
     )
     common.write_summary(
         settings,
-        "Synchronous parallel SGD: data parallelism, EASGD, local SGD, ZeRO-1",
+        "Synchronous parallel SGD: data parallelism, EASGD, local SGD, DiLoCo, ZeRO-1",
         intro=__doc__.split("The training runs")[0],
         study_settings={k: v for k, v in config.items() if k != "timeout"}
         | {"workers": WORKERS, "batch per worker": BATCH, "hidden units": HIDDEN},

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 
@@ -48,35 +49,57 @@ def run_script(name: str, *args: str, n_devices: int, timeout: float = 120.0):
     raise AssertionError(f"{name}.py printed no RESULT line:\n{proc.stdout[-4000:]}")
 
 
-def run_launcher(script: str, *args: str, processes: int, devices: int, timeout: float = 180.0):
+def run_launcher(
+    script: str,
+    *args: str,
+    processes: int,
+    devices: int,
+    timeout: float = 180.0,
+    launcher_timeout: bool = True,
+):
     """``python -m gradopt.distributed.launch -n P --devices D -- python script``; returns the
-    completed process (stdout: the forwarded lines, stderr: the launcher's summary)."""
+    completed process (stdout: the forwarded lines, stderr: the launcher's summary).
+
+    ``launcher_timeout=False`` passes no ``--timeout`` to the launcher: the run
+    must end by itself. Either way the test bounds it by ``timeout`` seconds;
+    past it, the launcher gets SIGTERM (it stops its processes) and the test fails.
+    """
     env = script_env(1)
     del env["XLA_FLAGS"]  # the launcher sets each process's device count
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gradopt.distributed.launch",
-            "-n",
-            str(processes),
-            "--devices",
-            str(devices),
-            "--timeout",
-            str(timeout - 20),
-            "--",
-            sys.executable,
-            "-W",
-            "error",
-            str(SCRIPTS / f"{script}.py"),
-            *args,
-        ],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+    own = ["--timeout", str(timeout - 20)] if launcher_timeout else []
+    command = [
+        sys.executable,
+        "-m",
+        "gradopt.distributed.launch",
+        "-n",
+        str(processes),
+        "--devices",
+        str(devices),
+        *own,
+        "--",
+        sys.executable,
+        "-W",
+        "error",
+        str(SCRIPTS / f"{script}.py"),
+        *args,
+    ]
+    proc = subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)  # the launcher stops its processes, then exits
+        try:
+            stdout, stderr = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, stderr = proc.communicate()
+        raise AssertionError(
+            f"the launcher did not end within {timeout} s:\n--- stdout\n{stdout[-3000:]}\n"
+            f"--- stderr\n{stderr[-3000:]}"
+        ) from None
+    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
 
 
 def launcher_results(stdout: str) -> dict[int, dict]:

@@ -118,34 +118,6 @@ def _tx_step(tx, p, s, x, y):
     return gradopt.apply_updates(p, u), s
 
 
-def _np_grad(w, x, y):
-    z = x @ w[:-1] + w[-1]
-    r = (1.0 / (1.0 + np.exp(-z)) - y) / len(y)
-    return np.concatenate([x.T @ r, [r.sum()]])
-
-
-def test_async_easgd_and_eamsgd_match_numpy_references_for_one_worker(x64):
-    x, y = X.astype(np.float64), Y.astype(np.float64)
-    p0 = {"w": jnp.zeros(5, jnp.float64), "b": jnp.zeros((), jnp.float64)}
-    alpha, tau, lr, delta, steps = 0.3, 3, 0.5, 0.8, 40
-    for algo, momentum in (
-        (gd.async_easgd(gradopt.sgd(lr), alpha=alpha, tau=tau), 0.0),
-        (gd.async_eamsgd(lr, momentum=delta, alpha=alpha, tau=tau), delta),
-    ):
-        res = gd.simulate(algo, p0, logistic, [(x, y)], n_workers=1, steps=steps)
-        w, v, c = np.zeros(6), np.zeros(6), np.zeros(6)
-        for t in range(steps):
-            if t % tau == 0:
-                e = alpha * (w - c)
-                w, c = w - e, c + e
-            v = momentum * v - lr * _np_grad(w + momentum * v, x, y)
-            w = w + v
-        got = np.concatenate([res.workers[0]["w"], [res.workers[0]["b"]]])
-        center = np.concatenate([res.params["w"], [res.params["b"]]])
-        np.testing.assert_allclose(got, w, rtol=1e-12, atol=1e-14)
-        np.testing.assert_allclose(center, c, rtol=1e-12, atol=1e-14)
-
-
 def test_checkpoint_and_resume_equal_one_long_run():
     algo = ADAGRAD
     data = shards(1)

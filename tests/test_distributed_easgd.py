@@ -63,7 +63,7 @@ def reference(x0, data, p, *, alpha, tau, local, eta, delta=0.0):
     """
     shape = worker_tree(x0, 0)
     x = [flat(worker_tree(x0, i)) for i in range(p)]
-    c = x[0].copy()
+    c = np.mean(x, axis=0)  # the workers differ: the center starts at their mean
     m = [np.zeros_like(c) for _ in range(p)]
     v = [np.zeros_like(c) for _ in range(p)]
     for step in range(STEPS):
@@ -137,7 +137,23 @@ def test_alpha_zero_is_p_independent_runs():
         for _ in range(STEPS):
             x, s = alone(x, s, d)
         np.testing.assert_allclose(got_x[i], flat(x), rtol=2e-6, atol=1e-7)
-    np.testing.assert_array_equal(got_c, flat(worker_tree(x0, 0)))  # the center never moves
+    mean = np.mean([flat(worker_tree(x0, i)) for i in range(3)], axis=0)
+    np.testing.assert_allclose(got_c, mean, rtol=1e-6, atol=1e-7)  # the center never moves
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: dist.easgd(gradopt.sgd(0.1), alpha=0.1),
+        lambda: dist.eamsgd(0.1, momentum=0.5, alpha=0.1),
+    ],
+)
+def test_center_starts_at_the_workers_mean_and_exactly_at_equal_workers(make):
+    tx = make()
+    same = dist.stack_workers({"w": jnp.asarray([0.1, -0.3, 7.0], jnp.float32)}, 3)
+    np.testing.assert_array_equal(tx.init(same).center["w"], same["w"][0])  # bitwise
+    differ = {"w": jnp.asarray([[1.0, 2.0], [2.0, 4.0], [6.0, 0.0]], jnp.float32)}
+    np.testing.assert_allclose(tx.init(differ).center["w"], [3.0, 2.0], rtol=1e-7)
 
 
 def test_exchange_conserves_the_sum_and_equals_the_moving_average_form(x64):
@@ -183,3 +199,6 @@ def test_on_a_mesh_matches_the_unsharded_run():
     assert result["max_diff"] <= 2e-7, result
     assert result["inner_shards"] == [[1, 4]] * 4, result  # one worker's state per device
     assert result["center_replicated"], result
+    assert result["diloco_max_diff"] <= 2e-7, result  # DiLoCo (12 AdamW steps, H = 3) likewise
+    assert result["diloco_inner_shards"] == [[1, 4]] * 4, result
+    assert result["theta_replicated"], result

@@ -53,3 +53,14 @@ def test_wraps_optax_transforms_on_one_device():
             u_zero, s_zero = ztx.update(grads, s_zero, params)
             for a, b in zip(jax.tree.leaves(u_plain), jax.tree.leaves(u_zero), strict=True):
                 np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_explicit_and_auto_axes_every_leaf_size_bitwise_adam():
+    """jax.make_mesh makes Explicit axes: sharded() used to raise ShardingTypeError there."""
+    result = run_script("sharded_axes", n_devices=8, timeout=240)
+    assert result.pop("default_axis_type") == "Explicit"
+    for case, outcome in result.items():
+        if case.endswith("data_parallel"):
+            assert outcome is True, case  # data_parallel(sharded(adam)) == data_parallel(adam)
+        else:
+            assert outcome == [True, True], case  # bitwise adam; each moment cut in 8 pieces

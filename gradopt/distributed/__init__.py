@@ -1,8 +1,9 @@
 """Parallel and distributed SGD.
 
 Synchronous training on JAX's own engines (meshes, ``jit`` with shardings,
-``shard_map``, ``jax.distributed``) and asynchronous training on parameter
-servers (Ray actors) and shared memory (Hogwild!). The update rules are pure
+``shard_map``, ``jax.distributed``: data parallelism, ZeRO-1, EASGD, DiLoCo)
+and asynchronous training on parameter servers (Ray actors) and shared
+memory (Hogwild!). The update rules are pure
 functions of arrays shared by every back end; the engines only move arrays.
 
 Importing this package needs only JAX; the Ray back end imports Ray when it is
@@ -28,6 +29,7 @@ from gradopt.distributed._delay_tolerant import (
     backlog_since,
     delay_tolerant_adagrad,
 )
+from gradopt.distributed._diloco import DilocoState, diloco
 from gradopt.distributed._downpour import downpour
 from gradopt.distributed._easgd import (
     EamsgdState,
@@ -64,6 +66,8 @@ __all__ = [
     "eamsgd",
     "stack_workers",
     "worker_step",
+    "DilocoState",
+    "diloco",
     "sharded",
     "initialize",
     "elastic_difference",

@@ -87,28 +87,45 @@ class BatchSampler:
         self.n = shard[0].shape[0]
         self.batch_size = batch_size
         self.rng = np.random.default_rng([seed, worker])
+        self.drawn: list[list[int] | None] = []  # per step: the rows taken, None: the whole shard
 
     def next(self) -> tuple[np.ndarray, ...]:
         if self.batch_size is None or self.batch_size >= self.n:
+            self.drawn.append(None)
             return self.shard
         idx = self.rng.choice(self.n, self.batch_size, replace=False)
+        self.drawn.append(idx.tolist())
         return tuple(a[idx] for a in self.shard)
 
 
 @dataclasses.dataclass
 class Telemetry:
-    """Staleness of an asynchronous run.
+    """Staleness of an asynchronous run, and (simulator) what it needs to be replayed.
 
     Attributes:
       delays: histogram ``{delay: count}``; a push's delay is the number of
         server updates between the worker's read and its write.
       pushes: pushes per worker.
       failed: workers that failed (only filled when the run continued without them).
+      order: (simulator) the worker that took each tick's local step, in order.
+      read_delays: (simulator) each tick's read delay in server updates (the
+        server's state that tick's fetch would see: that many updates ago).
+      batches: (simulator) ``batches[i][t]``: the rows of worker ``i``'s shard
+        in its ``t``-th mini-batch, in the order used; None when the step
+        used the whole shard.
+
+    ``order``, ``read_delays`` and ``batches`` replay a simulated run exactly
+    (a reference implementation can take the same steps on the same rows);
+    :func:`gradopt.distributed.run_ray` leaves them empty (its interleaving is
+    the machine's; its batches are the simulator's for the same seed).
     """
 
     delays: dict[int, int]
     pushes: list[int]
     failed: list[int] = dataclasses.field(default_factory=list)
+    order: list[int] = dataclasses.field(default_factory=list)
+    read_delays: list[int] = dataclasses.field(default_factory=list)
+    batches: list[list[list[int] | None]] = dataclasses.field(default_factory=list)
 
     def mean_delay(self) -> float:
         total = sum(self.delays.values())

@@ -1,11 +1,14 @@
 """Asynchronous EASGD and EAMSGD (Zhang, Choromanska & LeCun, NIPS 2015, Algorithms 1 and 2).
 
-The center variable lives on the server. Every ``tau`` local steps a worker
-reads the center, computes the elastic difference ``e = alpha * (x - center)``
-from that read (:func:`gradopt.distributed.elastic_difference`, the rule the
-synchronous EASGD uses too), subtracts it locally and sends it; the server adds
-it to the center. Between exchanges the worker takes local steps: any gradient
-transformation (EASGD) or the paper's Nesterov momentum (EAMSGD).
+The center variable lives on the server. At every local step a worker reads
+its own parameters ``x = x_i``; every ``tau`` steps it also reads the center,
+computes the elastic difference ``e = alpha * (x - center)`` from that read
+(:func:`gradopt.distributed.elastic_difference`, the rule the synchronous EASGD
+uses too) and sends it; the server adds it to the center. The local step then
+moves ``x_i - e`` by a step computed from the gradient at the read ``x``
+(EASGD: any gradient transformation) or at ``x + delta v`` (EAMSGD: the
+paper's Nesterov momentum), as in Algorithms 1 and 2: the gradient is taken
+at the parameters as they were *before* the exchange.
 """
 
 from __future__ import annotations
@@ -15,24 +18,45 @@ from typing import Any, NamedTuple
 
 import jax
 
-from gradopt.core._base import apply_updates
 from gradopt.core._checks import check_scalar
+from gradopt.core._numerics import compute_dtype
 from gradopt.distributed._async_common import check_positive_int, check_transform
 from gradopt.distributed._elastic import elastic_difference
 
 
 class ElasticWorker(NamedTuple):
-    """A worker's state: local parameters, local optimizer state (or velocity), pending ``e``."""
+    """A worker's state.
+
+    Attributes:
+      params: the local parameters ``x_i`` (before this step's exchange).
+      local: the local optimizer's state (EASGD) or the velocity ``v_i`` (EAMSGD).
+      pending: the elastic difference not yet sent to the server, else None.
+      elastic: the elastic difference the next local step subtracts (zeros
+        when there was no exchange).
+    """
 
     params: Any
     local: Any
-    pending: Any  # the elastic difference not yet sent, else None
+    pending: Any
+    elastic: Any
+
+
+def _move(x, e, u):
+    """``(x - e) + u`` leaf by leaf: the exchange, then the local step (Algorithm 1's order)."""
+
+    def leaf(p, d, s):
+        dtype = compute_dtype(p.dtype)
+        return ((p.astype(dtype) - d.astype(dtype)) + s.astype(dtype)).astype(p.dtype)
+
+    return jax.tree.map(leaf, x, e, u)
 
 
 def _tx_step(grad_fn, tx, worker, batch):
-    g = grad_fn(worker.params, *batch)
-    updates, local = tx.update(g, worker.local, worker.params)
-    return ElasticWorker(apply_updates(worker.params, updates), local, worker.pending)
+    x = worker.params  # the read x: the gradient is taken here, before the exchange
+    g = grad_fn(x, *batch)
+    updates, local = tx.update(g, worker.local, x)
+    zero = jax.tree.map(jax.numpy.zeros_like, x)
+    return ElasticWorker(_move(x, worker.elastic, updates), local, worker.pending, zero)
 
 
 def _nesterov_step(grad_fn, learning_rate, momentum, worker, batch):
@@ -40,14 +64,13 @@ def _nesterov_step(grad_fn, learning_rate, momentum, worker, batch):
     ahead = jax.tree.map(lambda p, u: (p + momentum * u).astype(p.dtype), x, v)
     g = grad_fn(ahead, *batch)
     v = jax.tree.map(lambda u, d: (momentum * u - learning_rate * d).astype(u.dtype), v, g)
-    x = jax.tree.map(lambda p, u: (p + u).astype(p.dtype), x, v)
-    return ElasticWorker(x, v, worker.pending)
+    zero = jax.tree.map(jax.numpy.zeros_like, x)
+    return ElasticWorker(_move(x, worker.elastic, v), v, worker.pending, zero)
 
 
 def _exchange(alpha, worker, center):
     e = elastic_difference(worker.params, center, alpha)
-    x = jax.tree.map(lambda p, d: (p - d).astype(p.dtype), worker.params, e)
-    return ElasticWorker(x, worker.local, e)
+    return ElasticWorker(worker.params, worker.local, e, e)
 
 
 def _center_add(leaves, state, e, extra):
@@ -80,10 +103,20 @@ class AsyncElastic:
     def server_read_extra(self, state):
         return None
 
+    def check_workers(self, n_workers: int, where: str) -> None:
+        """ValueError unless ``n_workers * alpha <= 1`` (the center must not overshoot)."""
+        if n_workers * self.alpha > 1:
+            raise ValueError(
+                f"{where}: {self.name} with alpha = {self.alpha:g} and n_workers = {n_workers} "
+                f"gives n_workers * alpha = {n_workers * self.alpha:g} > 1; the center would "
+                f"overshoot the workers' mean. Pass alpha <= 1 / n_workers "
+                f"(= {1 / n_workers:g}), e.g. alpha = 0.9 / n_workers."
+            )
+
     def worker_init(self, params):
-        if self.tx is None:
-            return ElasticWorker(params, jax.tree.map(jax.numpy.zeros_like, params), None)
-        return ElasticWorker(params, self.tx.init(params), None)
+        zero = jax.tree.map(jax.numpy.zeros_like, params)
+        local = zero if self.tx is None else self.tx.init(params)
+        return ElasticWorker(params, local, None, zero)
 
     def worker_step_fn(self, loss_fn):
         if loss_fn in self._steps:  # one compiled step per loss, reused across runs
@@ -108,7 +141,7 @@ class AsyncElastic:
         return self._exchange(worker, center)
 
     def worker_payload(self, worker):
-        return worker.pending, ElasticWorker(worker.params, worker.local, None)
+        return worker.pending, worker._replace(pending=None)
 
     def worker_params(self, worker):
         return worker.params
@@ -130,15 +163,20 @@ def async_easgd(tx, *, alpha, tau: int = 1) -> AsyncElastic:
 
     Worker ``i`` at its local step ``t``::
 
+        x = x_i                                  # the read of its own parameters
         if t % tau == 0:
             c~  = server.center                  # its current read of the center
-            e   = alpha * (x_i - c~)
+            e   = alpha * (x - c~)
             x_i = x_i - e;  server: center = center + e
-        x_i = x_i + tx.update(grad f(x_i; batch_t))     # a local step
+        x_i = x_i + tx.update(grad f(x; batch_t), state, x)   # the gradient at the read x
+
+    The gradient is taken at ``x``, the parameters read *before* the exchange,
+    as in the paper (with ``tx = sgd(eta)``: ``x_i <- x_i - eta * g(x)``).
 
     Args:
       tx: the workers' local gradient transformation (plain SGD in the paper).
-      alpha: the moving rate, ``0 <= alpha <= 1`` (``alpha = 0``: independent workers).
+      alpha: the moving rate, ``0 <= alpha <= 1`` (``alpha = 0``: independent
+        workers); the run checks ``n_workers * alpha <= 1``.
       tau: the communication period in local steps, >= 1.
 
     Returns:
@@ -171,15 +209,19 @@ def async_eamsgd(learning_rate, *, momentum=0.9, alpha, tau: int = 1) -> AsyncEl
 
     Asynchronous EASGD whose local step is Nesterov's momentum, as in the paper::
 
-        v_i = momentum * v_i - learning_rate * grad f(x_i + momentum * v_i; batch_t)
+        x = x_i                                  # the read, before the exchange
+        (every tau steps: the exchange of async_easgd, x_i = x_i - e)
+        v_i = momentum * v_i - learning_rate * grad f(x + momentum * v_i; batch_t)
         x_i = x_i + v_i
 
-    The exchange every ``tau`` steps is :func:`async_easgd`'s and leaves ``v_i`` alone.
+    The gradient is taken at the look-ahead of the read ``x``; the exchange
+    leaves ``v_i`` alone.
 
     Args:
       learning_rate: the local step size, > 0.
       momentum: ``delta``, ``0 <= momentum < 1`` (the paper uses 0.99).
-      alpha: the moving rate, ``0 <= alpha <= 1``.
+      alpha: the moving rate, ``0 <= alpha <= 1``; the run checks
+        ``n_workers * alpha <= 1``.
       tau: the communication period in local steps, >= 1.
 
     Returns:

@@ -137,6 +137,20 @@ def _exchange(params, center, count, *, alpha, tau):
     return jax.lax.cond(count % tau == 0, exchange, skip, params, center)
 
 
+def workers_mean(params):
+    """The mean over the leading worker axis, computed as ``x_0 + mean_i(x_i - x_0)``.
+
+    Workers that start equal (:func:`stack_workers`) give exactly their common
+    value; workers that differ give their mean.
+    """
+
+    def leaf(x):
+        x0 = as_compute(x[0])
+        return (x0 + jnp.mean(as_compute(x) - x0[None], axis=0)).astype(x.dtype)
+
+    return jax.tree.map(leaf, params)
+
+
 def _subtract(u, e):
     return jax.tree.map(lambda a, b: (as_compute(a) - as_compute(b)).astype(a.dtype), u, e)
 
@@ -151,7 +165,7 @@ def _easgd_init(params, *, tx, alpha, tau, mesh, axis):
     _check_layout(p, mesh, axis, "gradopt.distributed.easgd")
     params = _constrain(params, mesh, PartitionSpec(axis))
     inner = _constrain(jax.vmap(tx.init)(params), mesh, PartitionSpec(axis))
-    center = _constrain(jax.tree.map(lambda x: x[0], params), mesh, PartitionSpec())
+    center = _constrain(workers_mean(params), mesh, PartitionSpec())
     return EasgdState(inner, center, zero_count())
 
 
@@ -194,6 +208,10 @@ def easgd(tx, *, alpha, tau: int = 1, mesh=None, axis=None) -> ElasticTransforma
       An :class:`ElasticTransformation`; ``init`` and ``update`` take the
       workers' parameters stacked along a leading axis of size ``p``
       (:func:`stack_workers`); the gradients are stacked the same way.
+      ``init`` starts the center at the workers' mean: their common value
+      when they start equal, as in the paper (every worker starts at the
+      center); workers that differ are averaged (computed as
+      ``x_0 + mean_i(x_i - x_0)``, so equal workers give their value exactly).
 
     Example:
       >>> import jax.numpy as jnp, gradopt
@@ -233,7 +251,7 @@ def _eamsgd_init(params, *, alpha, mesh, axis):
     p = _workers(params, alpha, "gradopt.distributed.eamsgd")
     _check_layout(p, mesh, axis, "gradopt.distributed.eamsgd")
     params = _constrain(params, mesh, PartitionSpec(axis))
-    center = _constrain(jax.tree.map(lambda x: x[0], params), mesh, PartitionSpec())
+    center = _constrain(workers_mean(params), mesh, PartitionSpec())
     return EamsgdState(zeros_like(params), center, zero_count())
 
 
@@ -273,7 +291,8 @@ def eamsgd(
       alpha, tau, mesh, axis: as in :func:`easgd`.
 
     Returns:
-      An :class:`ElasticTransformation` over worker-stacked parameters.
+      An :class:`ElasticTransformation` over worker-stacked parameters; the
+      center starts at the workers' mean, as in :func:`easgd`.
 
     Example:
       >>> import jax.numpy as jnp

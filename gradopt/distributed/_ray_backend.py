@@ -26,7 +26,12 @@ from gradopt.distributed._async_common import (
     check_shards,
     to_numpy,
 )
-from gradopt.distributed._simulator import build_server, check_algorithm, checkpoint_of
+from gradopt.distributed._simulator import (
+    build_server,
+    check_algorithm,
+    check_workers,
+    checkpoint_of,
+)
 
 
 def _import_ray():
@@ -153,6 +158,7 @@ def run_ray(
     where = "gradopt.distributed.run_ray"
     check_algorithm(where, algorithm)
     data = check_shards(where, shards, n_workers)
+    check_workers(where, algorithm, n_workers)
     steps = check_positive_int(where, "steps", steps)
     warm_start = check_positive_int(where, "warm_start", warm_start, low=0)
     if on_failure not in ("raise", "continue"):

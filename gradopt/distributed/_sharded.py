@@ -33,25 +33,46 @@ def _padded(size: int, n: int) -> int:
     return max(1, math.ceil(size / n)) * n
 
 
+def _explicit(mesh) -> bool:
+    return any(t == jax.sharding.AxisType.Explicit for t in mesh.axis_types)
+
+
 def _lay_out(x, sharding):
-    """Place (eagerly) or constrain (under a trace) ``x`` with ``sharding``."""
+    """Place (eagerly) or constrain (under a trace) ``x`` with ``sharding``.
+
+    On an *Explicit* mesh axis the sharding is part of the array's type, so a
+    traced value is moved with ``jax.reshard``; on an *Auto* axis it is a hint
+    to XLA (``with_sharding_constraint``).
+    """
     if not isinstance(x, jax.core.Tracer):
         return jax.device_put(x, sharding)
-    if any(t == jax.sharding.AxisType.Explicit for t in sharding.mesh.axis_types):
+    if _explicit(sharding.mesh):
         return jax.reshard(x, sharding)
     return jax.lax.with_sharding_constraint(x, sharding)
 
 
-def _to_flat(tree, n, sharding):
+def _to_flat(tree, n, sharding, whole):
+    """Every leaf raveled, zero-padded to a multiple of ``n`` and cut over the axis.
+
+    The leaf is first made whole (replicated): raveling or padding a leaf that
+    is sharded on an Explicit axis is not defined when its size does not split
+    evenly, and the gradients of data parallelism are replicated anyway.
+    """
+
     def leaf(x):
-        x = jnp.ravel(jnp.asarray(x))
+        x = jnp.ravel(_lay_out(jnp.asarray(x), whole))
         return _lay_out(jnp.pad(x, (0, _padded(x.size, n) - x.size)), sharding)
 
     return jax.tree.map(leaf, tree)
 
 
-def _from_flat(flat, like):
-    return jax.tree.map(lambda f, x: f[: jnp.size(x)].reshape(jnp.shape(x)), flat, like)
+def _from_flat(flat, like, whole):
+    """The flat pieces gathered (replicated), cut to each leaf's size and shape."""
+
+    def leaf(f, x):
+        return _lay_out(f, whole)[: jnp.size(x)].reshape(jnp.shape(x))
+
+    return jax.tree.map(leaf, flat, like)
 
 
 def _shard_state(state, n, sharding):
@@ -99,15 +120,17 @@ def sharded(tx, mesh, axis: str) -> GradientTransformation:
     check_transform(tx, _WHERE)
     n = check_mesh_axis(mesh, axis, _WHERE)
     sharding = NamedSharding(mesh, PartitionSpec(axis))
+    whole = NamedSharding(mesh, PartitionSpec())
 
     def init(params):
-        return _shard_state(tx.init(_to_flat(params, n, sharding)), n, sharding)
+        return _shard_state(tx.init(_to_flat(params, n, sharding, whole)), n, sharding)
 
     def update(updates, state, params=None, **extra):
         if params is not None:
             check_same_structure(params, updates, what="params", reference_what="updates")
-        flat_params = None if params is None else _to_flat(params, n, sharding)
-        flat, state = call_update(tx, _to_flat(updates, n, sharding), state, flat_params, extra)
-        return _from_flat(flat, updates), _shard_state(state, n, sharding)
+        flat_params = None if params is None else _to_flat(params, n, sharding, whole)
+        flat_updates = _to_flat(updates, n, sharding, whole)
+        flat, state = call_update(tx, flat_updates, state, flat_params, extra)
+        return _from_flat(flat, updates, whole), _shard_state(state, n, sharding)
 
     return GradientTransformation(init, update)

@@ -37,6 +37,13 @@ def check_algorithm(where, algorithm):
         )
 
 
+def check_workers(where, algorithm, n_workers):
+    """The algorithm's own check of the number of workers (async EASGD: n * alpha <= 1)."""
+    check = getattr(algorithm, "check_workers", None)
+    if check is not None:
+        check(n_workers, where)
+
+
 def build_server(where, algorithm, params, n_shards, resume):
     leaves, treedef = jax.tree.flatten(params)
     if resume is None:
@@ -155,11 +162,15 @@ def simulate(
 
     Returns:
       An :class:`AsyncResult` (server parameters, worker parameters, telemetry,
-      history, checkpoint).
+      history, checkpoint). ``telemetry.order``, ``telemetry.read_delays`` and
+      ``telemetry.batches`` record the worker of every tick, its read delay
+      and every mini-batch's rows, so a run can be replayed step by step
+      against a reference.
     """
     where = "gradopt.distributed.simulate"
     check_algorithm(where, algorithm)
     data = check_shards(where, shards, n_workers)
+    check_workers(where, algorithm, n_workers)
     steps = check_positive_int(where, "steps", steps)
     warm_start = check_positive_int(where, "warm_start", warm_start, low=0)
     rng = np.random.default_rng(seed)
@@ -192,6 +203,8 @@ def simulate(
             )
 
     left = np.full(n_workers, steps)
+    order: list[int] = []
+    read_delays: list[int] = []
     tick = 0
     evaluate(tick)
     while left.sum() > 0:
@@ -201,6 +214,8 @@ def simulate(
             p = np.where(left > 0, weights, 0.0)
             i = int(rng.choice(n_workers, p=p / p.sum()))
         server.delay = draw_delay()
+        order.append(i)
+        read_delays.append(server.delay)
         workers[i].tick(server, groups)
         left[i] -= 1
         tick += 1
@@ -213,7 +228,13 @@ def simulate(
     pushes: Counter = Counter()
     delays.update(server_shards[0].delays)
     pushes.update(server_shards[0].pushes)
-    telemetry = Telemetry(dict(sorted(delays.items())), [pushes[i] for i in range(n_workers)])
+    telemetry = Telemetry(
+        dict(sorted(delays.items())),
+        [pushes[i] for i in range(n_workers)],
+        order=order,
+        read_delays=read_delays,
+        batches=[w.sampler.drawn for w in workers],
+    )
     return AsyncResult(
         params=gather(server_shards, groups, treedef),
         workers=[w.params() for w in workers],

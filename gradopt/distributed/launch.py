@@ -12,8 +12,16 @@ so the same script also runs as one process.
 The launcher forwards every line the processes print, prefixed with
 ``[process i]``. If a process exits with an error, the launcher stops the
 others (SIGTERM, then SIGKILL after ``--grace`` seconds), repeats the failing
-process's last lines on stderr, and exits with its exit code. ``--timeout``
-bounds the whole run.
+process's last lines on stderr (its traceback), and exits with its exit code.
+
+A process that raises after ``initialize()`` exits at once (the excepthook
+that ``initialize`` installs), so the launcher reports it within moments,
+whether it raised before the first collective or between two; the others,
+waiting for it in a collective, then fail too (gloo reports the closed
+connection): the launcher names the process that failed *first* (by the time
+its excepthook stamped, or when its output ended if it printed no stamp), not
+the lowest index. ``--timeout`` bounds the
+whole run; SIGTERM or Ctrl-C to the launcher stops every process too.
 
 Example::
 
@@ -36,7 +44,10 @@ from gradopt.distributed._process import (
     ENV_COORDINATOR,
     ENV_NUM_PROCESSES,
     ENV_PROCESS_ID,
+    FAILURE_MARKER,
 )
+
+TAIL_LINES = 60
 
 
 def free_port() -> int:
@@ -46,7 +57,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _forward(rank: int, stream, tail: collections.deque, lock: threading.Lock) -> None:
+def _forward(rank: int, stream, tail: collections.deque, lock: threading.Lock, ended) -> None:
+    """Forward one process's lines; at end of output, note the time in ``ended[rank]``."""
     for line in iter(stream.readline, ""):
         tail.append(line.rstrip("\n"))
         with lock:
@@ -54,6 +66,7 @@ def _forward(rank: int, stream, tail: collections.deque, lock: threading.Lock) -
                 f"[process {rank}] {line if line.endswith(chr(10)) else line + chr(10)}"
             )
             sys.stdout.flush()
+    ended[rank] = time.time()
     stream.close()
 
 
@@ -77,6 +90,40 @@ def _stop(procs, grace: float) -> None:
             p.wait(timeout=grace)
 
 
+def _failed_at(tail, ended: float) -> float:
+    """When a process failed: its excepthook's stamp, else when its output ended."""
+    for line in reversed(tail):
+        if line.startswith(FAILURE_MARKER) and " at " in line:
+            try:
+                return min(ended, float(line.rsplit(" at ", 1)[1].split(";")[0]))
+            except ValueError:
+                break
+    return ended
+
+
+def _first_failure(bad, tails, threads, ended):
+    """Of the processes found failed in one poll, the one that failed first.
+
+    Its excepthook's stamp when it raised, else the end of its output (a
+    process killed by a signal or one that crashed prints no stamp).
+    """
+    if len(bad) == 1:
+        return bad[0]
+    for i, _ in bad:  # let the forwarders read the last lines (the stamp) first
+        threads[i].join(timeout=1.0)
+    inf = float("inf")
+    return min(bad, key=lambda item: (_failed_at(tails[item[0]], ended.get(item[0], inf)), item[0]))
+
+
+class _Stopped(Exception):
+    """The launcher received SIGTERM."""
+
+
+def _on_sigterm(signum, frame):
+    del signum, frame
+    raise _Stopped
+
+
 def launch(
     command, n: int, *, devices: int | None = None, timeout: float | None = None, grace: float = 5.0
 ) -> int:
@@ -90,6 +137,7 @@ def launch(
     address = f"127.0.0.1:{free_port()}"
     lock = threading.Lock()
     procs, tails, threads = [], [], []
+    ended: dict[int, float] = {}
     for rank in range(n):
         env = dict(os.environ)
         env.update({ENV_COORDINATOR: address, ENV_NUM_PROCESSES: str(n), ENV_PROCESS_ID: str(rank)})
@@ -107,9 +155,9 @@ def launch(
             text=True,
             start_new_session=True,  # its own process group, so it can be stopped as a whole
         )
-        tail: collections.deque = collections.deque(maxlen=30)
+        tail: collections.deque = collections.deque(maxlen=TAIL_LINES)
         thread = threading.Thread(
-            target=_forward, args=(rank, proc.stdout, tail, lock), daemon=True
+            target=_forward, args=(rank, proc.stdout, tail, lock, ended), daemon=True
         )
         thread.start()
         procs.append(proc)
@@ -118,12 +166,15 @@ def launch(
 
     start = time.monotonic()
     failed, code = None, 0
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         while True:
             codes = [p.poll() for p in procs]
             bad = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)]
             if bad:
-                failed, code = bad[0]
+                failed, code = _first_failure(bad, tails, threads, ended)
                 break
             if all(c == 0 for c in codes):
                 break
@@ -131,10 +182,15 @@ def launch(
                 failed, code = None, 124
                 break
             time.sleep(0.05)
+    except (_Stopped, KeyboardInterrupt):
+        print(f"launch: interrupted; stopping all {n} processes.", file=sys.stderr)
+        failed, code = None, 130
     finally:
         _stop(procs, grace)
         for thread in threads:
             thread.join(timeout=grace)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if code == 124 and failed is None:
         print(f"launch: timed out after {timeout:g} s; stopped all {n} processes.", file=sys.stderr)
     elif failed is not None:

@@ -1,4 +1,5 @@
-"""EASGD with 4 workers laid out over a 4-device mesh axis vs the same run without a mesh."""
+"""EASGD and DiLoCo with 4 workers laid out over a 4-device mesh axis vs the same runs
+without a mesh."""
 
 import json
 
@@ -41,6 +42,11 @@ batch = jax.device_put(
 meshed, state = train(tx, params0, batch)
 mu = state.inner[0].mu["w"] if hasattr(state.inner[0], "mu") else jax.tree.leaves(state.inner)[0]
 leaf = [x for x in jax.tree.leaves(state.inner) if jnp.ndim(x) == 2][0]
+diloco = dist.diloco(inner, sync_every=3)
+d_plain, _ = train(diloco, dist.stack_workers(start, 4), (a, y))
+d_tx = dist.diloco(inner, sync_every=3, mesh=mesh, axis="workers")
+d_meshed, d_state = train(d_tx, dist.stack_workers(start, 4, mesh, "workers"), batch)
+d_leaf = [x for x in jax.tree.leaves(d_state.inner) if jnp.ndim(x) == 2][0]
 print(
     "RESULT "
     + json.dumps(
@@ -50,6 +56,12 @@ print(
             "center_replicated": bool(
                 state.center["w"].sharding.is_fully_replicated
                 and len(state.center["w"].sharding.device_set) == 4
+            ),
+            "diloco_max_diff": float(jnp.max(jnp.abs(d_plain["w"] - d_meshed["w"]))),
+            "diloco_inner_shards": [list(s.data.shape) for s in d_leaf.addressable_shards],
+            "theta_replicated": bool(
+                d_state.params["w"].sharding.is_fully_replicated
+                and len(d_state.params["w"].sharding.device_set) == 4
             ),
         }
     )
