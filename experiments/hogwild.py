@@ -271,6 +271,31 @@ def findings_of(rows, objs, compiled, before, after, sparsity):
             f"mean delay {o['mean delay (2 workers)']:.2f} updates "
             f"(max {o['max delay (2 workers)']})."
         )
+        per_cpu = "updates per cpu-second per worker"
+        shared_eff = median(rows, name, "2 workers", per_cpu) / median(
+            rows, name, "serial", per_cpu
+        )
+        private_eff = median(rows, name, "2 private (control)", per_cpu) / median(
+            rows, name, "serial", per_cpu
+        )
+        ratios = [
+            2 * t["updates/s per worker"] / o1["updates/s per worker"]
+            for t, o1 in zip(
+                [r for r in rows if r["problem"] == name and r["config"] == "2 workers"],
+                [r for r in rows if r["problem"] == name and r["config"] == "1 worker"],
+                strict=True,
+            )
+        ]
+        out.append(
+            f"{name}, profile: per second of CPU time, a worker among 2 sharing the vector makes "
+            f"{100 * shared_eff:.0f}% of serial SGD's updates, a thread on a private vector "
+            f"{100 * private_eff:.0f}%: the gap between the two is the cost of sharing the vector "
+            f"(cache lines of coordinates written by both cores move between them), the rest "
+            f"is the machine (other jobs, the shared cache). With two idle cores this projects "
+            f"to about {2 * shared_eff:.2f}x of serial SGD (a projection from CPU time, not "
+            f"a measurement). "
+            f"2 vs 1 worker per repetition: {', '.join(f'{x:.2f}x' for x in ratios)}."
+        )
     out.append(
         f"Compile time, apart from the timings: {compiled['cold (compile, write cache)']:.2f} s "
         f"in a fresh interpreter with an empty Numba cache, "
