@@ -3,6 +3,7 @@
 Throughput is measured by the study (python -m experiments.hogwild), never asserted here.
 """
 
+import importlib.util
 import itertools
 import math
 import subprocess
@@ -16,7 +17,9 @@ from gradopt import distributed as gd
 from gradopt.distributed import _hogwild
 from gradopt.distributed._hogwild import initial_params, objective
 
-pytest.importorskip("numba")  # the extra; its absence is tested below with numba hidden
+needs_numba = pytest.mark.skipif(
+    importlib.util.find_spec("numba") is None, reason="needs the gradopt[distributed] extra"
+)
 
 SMALL = dict(n_examples=600, n_features=300, nnz=8, seed=1)
 
@@ -58,6 +61,7 @@ def numpy_sgd(problem, picks, learning_rate, decay, seed):
     return w
 
 
+@needs_numba
 @pytest.mark.parametrize("kind", ["logistic", "completion"])
 def test_one_worker_is_serial_sgd_and_the_numpy_transcription(kind):
     if kind == "logistic":
@@ -76,6 +80,7 @@ def test_one_worker_is_serial_sgd_and_the_numpy_transcription(kind):
     assert serial.telemetry.delays == {0: math.ceil(n / 64)}  # every 64th update sampled
 
 
+@needs_numba
 def test_two_workers_reach_serial_sgd_within_one_percent_and_report_staleness():
     problem = gd.sparse_logistic_problem(**SMALL)
     args = dict(n_updates=24000, learning_rate=0.5, seed=0)
@@ -93,6 +98,7 @@ def _no_worker_threads_left():
     return not [t for t in threading.enumerate() if t.name.startswith("hogwild-worker")]
 
 
+@needs_numba
 @pytest.mark.parametrize("n_workers", [1, 2])
 def test_a_failing_worker_fails_the_run_naming_it_and_stops_the_others(n_workers):
     problem = gd.sparse_logistic_problem(**SMALL)
@@ -114,6 +120,7 @@ def test_a_failing_worker_fails_the_run_naming_it_and_stops_the_others(n_workers
     assert all(p < 3_000_000 for p in pushes)  # each loop stopped on the flag
 
 
+@needs_numba
 def test_a_timeout_stops_the_workers_and_raises():
     problem = gd.sparse_logistic_problem(**SMALL)
     with pytest.raises(TimeoutError, match="timeout=0.001"):
@@ -166,6 +173,7 @@ def test_sparsity_figures_match_a_brute_force_count():
     )
 
 
+@needs_numba
 def test_matrix_completion_objective_decreases_serially():
     mc = gd.matrix_completion_problem(40, 40, 2, 800, seed=0)
     run = gd.serial_sgd(mc, n_updates=8000, learning_rate=0.1)
