@@ -48,6 +48,7 @@ SHOWN = {
     ("schedules", "schedules.png"): "schedules.png",
     ("parallel", "parallel.png"): "parallel.png",
     ("async_sgd", "async_sgd.png"): "async_sgd.png",
+    ("hogwild", "hogwild.png"): "hogwild.png",
 }
 
 

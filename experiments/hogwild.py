@@ -295,6 +295,13 @@ def findings_of(rows, objs, compiled, before, after, sparsity):
             f"to about {2 * shared_eff:.2f}x of serial SGD (a projection from CPU time, not "
             f"a measurement). "
             f"2 vs 1 worker per repetition: {', '.join(f'{x:.2f}x' for x in ratios)}."
+            + (
+                f" Caution: with {share:.2f} of a core each, the two workers seldom ran at the "
+                "same time, so this run under-measures the cost of sharing and the projection "
+                "is optimistic."
+                if share < 0.8
+                else ""
+            )
         )
     out.append(
         f"Compile time, apart from the timings: {compiled['cold (compile, write cache)']:.2f} s "
