@@ -19,10 +19,10 @@ Shared arguments of both loops:
     ``sample_every``-th update, the number of updates the other workers made
     between its read and its write.
   stop: int64 flag read every 1024 updates; non-zero ends the loop early.
-    ``stop`` and ``counters`` are plain loads and stores, not atomics; the
-    compiler keeps them in the loop because the loop also stores to ``w``,
-    which it cannot prove distinct. The tests check that a raised flag stops
-    a running loop, and the study sees the other workers' counters move.
+    ``stop`` and ``counters`` are plain loads and stores, not atomics, and
+    nothing in Numba promises that the compiled loop re-reads them; so the
+    tests check that a raised flag stops a running loop, and the study's
+    2-worker runs see the other worker's counter move (non-zero delays).
   fail_at: raise at this local update index (tests of failure reporting); -1: never.
 Both return the number of updates made.
 """
