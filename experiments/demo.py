@@ -33,6 +33,7 @@ STUDIES = (
     "schedules",
     "parallel",
     "async_sgd",  # needs the gradopt[distributed] extra (Ray)
+    "hogwild",  # needs the gradopt[distributed] extra (Numba)
 )
 # Figures shown by the README and the documentation: (study, file) -> name under --figures-to.
 SHOWN = {
@@ -47,6 +48,7 @@ SHOWN = {
     ("schedules", "schedules.png"): "schedules.png",
     ("parallel", "parallel.png"): "parallel.png",
     ("async_sgd", "async_sgd.png"): "async_sgd.png",
+    ("hogwild", "hogwild.png"): "hogwild.png",
 }
 
 

@@ -1,271 +1,265 @@
 """Hogwild! (Niu, Recht, Ré & Wright, NIPS 2011): lock-free SGD on shared memory.
 
-``n_workers`` OS processes (spawned, never forked after JAX has started) share
-one float64 parameter vector. Each samples an example of a sparse problem and
-updates only the coordinates that example touches, without any lock. Threads
-would serialise on Python's GIL; processes run in parallel. The workers use
-NumPy only.
+``n_workers`` threads share one float64 parameter vector, as in the paper.
+Each runs a compiled loop (Numba, ``nogil``: see ``_hogwild_kernel``) that
+visits examples of a sparse problem and updates only the coordinates each
+example touches, without any lock. The loop releases Python's GIL, so the
+threads run on separate cores. ``serial_sgd`` runs the same compiled loop with
+one worker in the calling thread: the baseline differs only in parallelism.
 
-Problems are sparse "hypergraphs": example ``e`` touches the coordinate set
-``e``. The paper's analysis uses ``Omega = max_e |e|``, ``Delta = max_u |{e : u
-in e}| / |E|`` and ``rho = max_e |{e' : e' meets e}| / |E|``; see
-:func:`sparsity_figures`.
+Numba is imported on the first run, not with ``gradopt``: install the
+``gradopt[distributed]`` extra to use Hogwild!.
 """
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
-import multiprocessing as mp
-import queue as queue_module
+import math
+import queue
+import threading
 import time
 import traceback
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from gradopt.core._checks import check_scalar
 from gradopt.distributed._async_common import Telemetry, WorkerFailedError, check_positive_int
+from gradopt.distributed._sparse_problems import (  # noqa: F401 - re-exported
+    SparseProblem,
+    degrees,
+    initial_params,
+    matrix_completion_problem,
+    objective,
+    sparse_logistic_problem,
+    sparsity_figures,
+)
+
+_KERNEL: ModuleType | None = None
+_WARM: set[str] = set()
+_WARM_LOCK = threading.Lock()
 
 
-@dataclasses.dataclass(frozen=True)
-class SparseProblem:
-    """A sparse problem for :func:`hogwild`.
-
-    ``kind="logistic"``: rows of a CSR matrix (``indptr``, ``indices``,
-    ``values``) with labels ``targets`` in {-1, +1}; per example
-    ``log(1 + exp(-y w.x)) + reg/2 * sum_{u in e} w_u**2 / d_u``.
-    ``kind="completion"``: observed entries ``(rows, cols, targets)`` of a matrix
-    of rank ``rank``; parameters ``L`` (n_rows x rank) then ``R`` (n_cols x rank);
-    per entry ``(L_u . R_v - z)**2 + reg/2 (|L_u|**2 / d_u + |R_v|**2 / d_v)``.
-    ``d_u`` is the number of examples touching ``u``, so the terms add up to
-    the full objective with ``reg/2 * |w|**2``.
-    """
-
-    kind: str
-    n_params: int
-    targets: np.ndarray
-    reg: float
-    indptr: Any = None  # the arrays of the other kind are None
-    indices: Any = None
-    values: Any = None
-    rows: Any = None
-    cols: Any = None
-    rank: int = 0
-    n_rows: int = 0
-    n_cols: int = 0
-
-    @property
-    def n_examples(self) -> int:
-        return int(self.targets.shape[0])
+def _kernel_module() -> ModuleType:
+    global _KERNEL
+    if _KERNEL is None:
+        try:
+            from gradopt.distributed import _hogwild_kernel
+        except ImportError as error:
+            if error.name not in ("numba", "llvmlite"):
+                raise
+            raise ImportError(
+                "gradopt.distributed.hogwild and serial_sgd run a loop compiled by Numba, "
+                f"which could not be imported ({error}). Install the extra: "
+                "pip install 'gradopt[distributed]' (or pip install numba)."
+            ) from error
+        _KERNEL = _hogwild_kernel
+    return _KERNEL
 
 
-def sparse_logistic_problem(
-    n_examples=20000, n_features=20000, nnz=40, *, zipf=0.9, reg=1e-4, seed=0
-) -> SparseProblem:
-    """A synthetic RCV1-like problem: power-law feature frequencies, unit-norm rows."""
-    rng = np.random.default_rng(seed)
-    weights = 1.0 / np.arange(1, n_features + 1) ** zipf
-    weights /= weights.sum()
-    lengths = np.clip(rng.poisson(nnz, n_examples), 1, n_features)
-    rows = np.repeat(np.arange(n_examples), lengths)
-    cols = rng.choice(n_features, rows.size, p=weights)  # with repeats, removed below
-    order = np.lexsort((cols, rows))
-    rows, cols = rows[order], cols[order]
-    keep = np.ones(rows.size, bool)
-    keep[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
-    rows, indices = rows[keep], cols[keep].astype(np.int64)
-    lengths = np.bincount(rows, minlength=n_examples)
-    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    values = rng.random(indptr[-1]) + 0.1
-    norms = np.sqrt(np.add.reduceat(values**2, indptr[:-1]))
-    values /= np.repeat(norms, lengths)
-    w_true = rng.normal(size=n_features) * (rng.random(n_features) < 0.2)
-    margin = np.add.reduceat(w_true[indices] * values, indptr[:-1])
-    targets = np.where(margin + 0.1 * rng.normal(size=n_examples) > 0, 1.0, -1.0)
-    return SparseProblem("logistic", n_features, targets, reg, indptr, indices, values)
-
-
-def matrix_completion_problem(
-    n_rows=500, n_cols=500, rank=3, n_observed=30000, *, reg=1e-2, seed=0
-) -> SparseProblem:
-    """Observed entries of a random rank-``rank`` matrix plus noise (uniform positions)."""
-    rng = np.random.default_rng(seed)
-    left = rng.normal(size=(n_rows, rank)) / np.sqrt(rank)
-    right = rng.normal(size=(n_cols, rank))
-    rows = rng.integers(0, n_rows, n_observed)
-    cols = rng.integers(0, n_cols, n_observed)
-    targets = np.sum(left[rows] * right[cols], axis=1) + 0.1 * rng.normal(size=n_observed)
-    return SparseProblem(
-        "completion",
-        (n_rows + n_cols) * rank,
+def _fixed_args(problem: SparseProblem) -> tuple:
+    """The problem's arrays as the compiled loops take them (contiguous, int64/float64)."""
+    degree = degrees(problem)
+    f64, i64 = np.float64, np.int64
+    targets = np.ascontiguousarray(problem.targets, f64)
+    if problem.kind == "logistic":
+        return (
+            np.ascontiguousarray(problem.indptr, i64),
+            np.ascontiguousarray(problem.indices, i64),
+            np.ascontiguousarray(problem.values, f64),
+            targets,
+            degree,
+            float(problem.reg),
+        )
+    return (
+        np.ascontiguousarray(problem.rows, i64),
+        np.ascontiguousarray(problem.cols, i64),
         targets,
-        reg,
-        rows=rows,
-        cols=cols,
-        rank=rank,
-        n_rows=n_rows,
-        n_cols=n_cols,
+        degree,
+        float(problem.reg),
+        int(problem.rank),
+        int(problem.n_rows),
     )
 
 
-def _degrees(problem: SparseProblem) -> np.ndarray:
-    if problem.kind == "logistic":
-        return np.maximum(np.bincount(problem.indices, minlength=problem.n_params), 1)
-    return np.maximum(
-        np.concatenate(
-            [
-                np.bincount(problem.rows, minlength=problem.n_rows),
-                np.bincount(problem.cols, minlength=problem.n_cols),
-            ]
-        ),
-        1,
-    ).astype(np.float64)
+def _loop(problem: SparseProblem, fixed: tuple) -> tuple[Any, float]:
+    """The compiled loop for the problem's kind and the seconds spent compiling or
+    loading it from Numba's disk cache now (0.0 once done in this process)."""
+    kernel = _kernel_module()
+    loop = kernel.logistic_loop if problem.kind == "logistic" else kernel.completion_loop
+    with _WARM_LOCK:
+        if problem.kind in _WARM:
+            return loop, 0.0
+        start = time.perf_counter()
+        no_picks, ints = np.zeros(0, np.int64), np.zeros(kernel.STRIDE, np.int64)
+        w = initial_params(problem)
+        loop(*fixed, w, no_picks, np.ones(1), 1, ints, 0, ints, 1, ints, -1)
+        _WARM.add(problem.kind)
+        return loop, time.perf_counter() - start
 
 
-def initial_params(problem: SparseProblem, seed: int = 0) -> np.ndarray:
-    if problem.kind == "logistic":
-        return np.zeros(problem.n_params)
-    return 0.1 * np.random.default_rng([seed, 99]).normal(size=problem.n_params)
-
-
-def objective(problem: SparseProblem, w: np.ndarray) -> float:
-    """The mean of the per-example terms (the full objective divided by |E|)."""
+def worker_examples(problem: SparseProblem, n_workers: int, per_worker: int, seed: int) -> list:
+    """The examples each worker visits, in order (documented on :func:`hogwild`)."""
     n = problem.n_examples
-    if problem.kind == "logistic":
-        margin = np.add.reduceat(w[problem.indices] * problem.values, problem.indptr[:-1])
-        loss = np.logaddexp(0.0, -problem.targets * margin)
-    else:
-        r = problem.rank
-        left = w[: problem.n_rows * r].reshape(problem.n_rows, r)
-        right = w[problem.n_rows * r :].reshape(problem.n_cols, r)
-        pred = np.sum(left[problem.rows] * right[problem.cols], axis=1)
-        loss = (pred - problem.targets) ** 2
-    return float(np.mean(loss) + 0.5 * problem.reg * np.dot(w, w) / n)
+    return [np.random.default_rng([seed, me]).integers(0, n, per_worker) for me in range(n_workers)]
 
 
-def sparsity_figures(problem: SparseProblem, *, sample: int = 200, seed: int = 0) -> dict:
-    """``Omega``, ``Delta`` and ``rho`` of the problem's hypergraph (Niu et al., 2011).
-
-    For the logistic problem with more than ``sample`` examples, ``rho`` is the
-    maximum over ``sample`` of them (those with the most frequent features, and
-    random ones): a lower bound.
-    For matrix completion, vertices are rows of ``L`` and ``R``; the figures are exact.
-    """
-    n = problem.n_examples
-    if problem.kind == "completion":
-        du = np.bincount(problem.rows, minlength=problem.n_rows)
-        dv = np.bincount(problem.cols, minlength=problem.n_cols)
-        pair = problem.rows * problem.n_cols + problem.cols
-        _, where_pair, same = np.unique(pair, return_inverse=True, return_counts=True)
-        meets = du[problem.rows] + dv[problem.cols] - same[where_pair]  # entries at (u, v) once
-        return {
-            "Omega": 2,
-            "Delta": float(max(du.max(), dv.max()) / n),
-            "rho": float(meets.max() / n),
-        }
-    degree = np.bincount(problem.indices, minlength=problem.n_params)
-    lengths = np.diff(problem.indptr)
-    owner = np.repeat(np.arange(n), lengths)
-    order = np.argsort(problem.indices, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(degree)])
-    score = np.add.reduceat(degree[problem.indices], problem.indptr[:-1])
-    rng = np.random.default_rng(seed)
-    candidates = np.unique(
-        np.concatenate([np.argsort(-score)[: sample // 2], rng.integers(0, n, sample // 2)])
-    )
-    if n <= sample:
-        candidates = np.arange(n)
-    rho = 0
-    for e in candidates:
-        feats = problem.indices[problem.indptr[e] : problem.indptr[e + 1]]
-        rows = np.concatenate([owner[order[starts[u] : starts[u + 1]]] for u in feats])
-        rho = max(rho, np.unique(rows).size)
-    return {"Omega": int(lengths.max()), "Delta": float(degree.max() / n), "rho": float(rho / n)}
-
-
-# ----------------------------------------------------------------------------
-# the update loop, shared by the worker processes and the serial baseline
-
-
-def _sgd_loop(problem, w, counters, me, n_updates, learning_rate, decay, n_workers, seed, fail):
-    """``n_updates`` lock-free SGD steps on ``w``; returns the delays observed."""
-    rng = np.random.default_rng([seed, me])
-    degree = _degrees(problem)
-    n = problem.n_examples
-    delays = np.zeros(n_updates, np.int64)
-    picks = rng.integers(0, n, n_updates)
-    y, reg, r = problem.targets, problem.reg, problem.rank
-    for k in range(n_updates):
-        if fail is not None and k == n_updates // 2:
-            if fail == "exit":
-                import os
-
-                os._exit(7)
-            raise RuntimeError(f"injected failure in worker {me}")
-        step = learning_rate * decay ** ((k * n_workers) // n)
-        e = picks[k]
-        before = counters.sum()
-        if problem.kind == "logistic":
-            a, b = problem.indptr[e], problem.indptr[e + 1]
-            idx, x = problem.indices[a:b], problem.values[a:b]
-            wi = w[idx]
-            coef = -y[e] / (1.0 + np.exp(y[e] * np.dot(wi, x)))
-            w[idx] -= step * (coef * x + reg * wi / degree[idx])
-        else:
-            u, v = problem.rows[e], problem.n_rows + problem.cols[e]
-            left, right = w[u * r : (u + 1) * r], w[v * r : (v + 1) * r]
-            res = np.dot(left, right) - y[e]
-            gl = 2 * res * right + reg * left / degree[u]
-            gr = 2 * res * left + reg * right / degree[v]
-            left -= step * gl  # views into the shared vector: in-place, no lock
-            right -= step * gr
-        delays[k] = counters.sum() - before
-        counters[me] += 1
-    return delays
-
-
-def _worker(problem, raw_w, raw_counters, me, n_workers, args, barrier, results):
-    try:
-        w = np.frombuffer(raw_w, np.float64)
-        counters = np.frombuffer(raw_counters, np.int64)
-        barrier.wait(timeout=120)
-        start = time.monotonic()
-        delays = _sgd_loop(problem, w, counters, me, n_workers=n_workers, **args)
-        results.put(("done", me, start, time.monotonic(), np.bincount(delays)))
-    except BaseException:  # noqa: BLE001 - reported to the parent, which raises
-        results.put(("error", me, traceback.format_exc()))
+def step_sizes(problem, n_workers, per_worker, learning_rate, decay) -> np.ndarray:
+    """``learning_rate * decay**epoch`` for every epoch the run reaches."""
+    epochs = ((per_worker - 1) * n_workers) // problem.n_examples + 1
+    return learning_rate * decay ** np.arange(epochs, dtype=np.float64)
 
 
 @dataclasses.dataclass
 class HogwildResult:
-    """``params`` (float64), the final ``objective``, the wall ``seconds`` of the
-    updates (from a common start barrier to the last worker's end),
-    ``updates_per_second`` and the :class:`Telemetry` (delays: updates by other
-    workers between an update's read and its write)."""
+    """What a Hogwild! or serial SGD run returns.
+
+    Attributes:
+      params: the final parameters (float64).
+      objective: the final objective (:func:`objective`).
+      seconds: wall time of the updates, from a common start to the last worker's end.
+      updates_per_second: all workers' updates divided by ``seconds``.
+      telemetry: the updates per worker (``pushes``) and the histogram of the
+        sampled updates' delays (updates by the other workers between an update's
+        read and its write; every ``sample_delays_every``-th update is sampled).
+      compile_seconds: time this call spent compiling the loop or loading it from
+        Numba's disk cache (0.0 once done in this process); not part of ``seconds``.
+      cpu_seconds: per worker, the CPU time its thread got during its loop: below
+        ``seconds`` when the machine's other work took the core away.
+    """
 
     params: np.ndarray
     objective: float
     seconds: float
     updates_per_second: float
     telemetry: Telemetry
+    compile_seconds: float = 0.0
+    cpu_seconds: list[float] = dataclasses.field(default_factory=list)
 
 
-def serial_sgd(problem, *, n_updates, learning_rate, decay=0.9, seed=0) -> HogwildResult:
-    """The same SGD loop in this process, one update after the other (the baseline)."""
+def _check(where, problem, n_workers, n_updates, learning_rate, decay, sample_delays_every):
+    if not isinstance(problem, SparseProblem):
+        raise TypeError(
+            f"{where}: problem must be a SparseProblem (from sparse_logistic_problem or "
+            f"matrix_completion_problem), got {type(problem).__name__}."
+        )
+    n_workers = check_positive_int(where, "n_workers", n_workers)
+    n_updates = check_positive_int(where, "n_updates", n_updates, low=n_workers)
+    check_scalar(where, "learning_rate", learning_rate, low=0.0, low_open=True)
+    check_scalar(where, "decay", decay, low=0.0, high=1.0, low_open=True, fix="0.9 is usual.")
+    check_positive_int(where, "sample_delays_every", sample_delays_every)
+    return n_workers, n_updates
+
+
+def _run(problem, n_workers, n_updates, learning_rate, decay, seed, every, timeout, fail_at):
+    fixed = _fixed_args(problem)
+    loop, compile_seconds = _loop(problem, fixed)
+    per_worker = n_updates // n_workers
+    picks = worker_examples(problem, n_workers, per_worker, seed)
+    steps = step_sizes(problem, n_workers, per_worker, float(learning_rate), float(decay))
     w = initial_params(problem, seed)
-    start = time.monotonic()
-    delays = _sgd_loop(
-        problem, w, np.zeros(1, np.int64), 0, n_updates, learning_rate, decay, 1, seed, None
+    counters = np.zeros(n_workers * _kernel_module().STRIDE, np.int64)
+    stop = np.zeros(1, np.int64)
+    delays = [np.zeros((per_worker + every - 1) // every, np.int64) for _ in range(n_workers)]
+
+    def work(me: int) -> tuple[float, float, int, float]:
+        start, cpu = time.monotonic(), time.thread_time()
+        done = loop(
+            *fixed, w, picks[me], steps, n_workers, counters, me, delays[me], every, stop,
+            fail_at.get(me, -1),
+        )  # fmt: skip
+        return start, time.monotonic(), int(done), time.thread_time() - cpu
+
+    if timeout is None:  # serial: this thread
+        spans, failure = {0: work(0)}, None
+    else:
+        spans, failure = _in_threads(work, n_workers, stop, timeout)
+    pushes = [int(counters[me * _kernel_module().STRIDE]) for me in range(n_workers)]
+    sampled = np.concatenate(
+        [d[: (p + every - 1) // every] for d, p in zip(delays, pushes, strict=True)]
     )
-    seconds = time.monotonic() - start
-    hist = np.bincount(delays)
-    return HogwildResult(
-        w,
-        objective(problem, w),
-        seconds,
-        n_updates / seconds,
-        Telemetry({int(d): int(c) for d, c in enumerate(hist) if c}, [n_updates]),
-    )
+    hist = np.bincount(sampled)
+    telemetry = Telemetry({int(d): int(c) for d, c in enumerate(hist) if c}, pushes)
+    seconds = math.nan
+    if len(spans) == n_workers:
+        seconds = max(s[1] for s in spans.values()) - min(s[0] for s in spans.values())
+    cpu = [spans[me][3] if me in spans else math.nan for me in range(n_workers)]
+    rate = sum(pushes) / seconds if seconds > 0 else math.nan
+    result = HogwildResult(w, objective(problem, w), seconds, rate, telemetry, compile_seconds, cpu)
+    if isinstance(failure, WorkerFailedError):
+        failure.result = result
+    if failure is not None:
+        raise failure
+    return result
+
+
+def _in_threads(work, n_workers: int, stop: np.ndarray, timeout: float) -> tuple[dict, Any]:
+    """Run ``work(me)`` in ``n_workers`` threads released together; every join bounded.
+
+    Returns the finished workers' spans and the first failure (``None`` if none);
+    on a failure or the timeout, ``stop`` is raised and every thread joined.
+    """
+    where = "gradopt.distributed.hogwild"
+    barrier = threading.Barrier(n_workers)
+    results: queue.SimpleQueue = queue.SimpleQueue()
+
+    def body(me: int) -> None:
+        try:
+            barrier.wait(timeout=60)
+            results.put(("done", me, work(me)))
+        except BaseException:  # noqa: BLE001 - reported to the caller, which raises
+            results.put(("error", me, traceback.format_exc()))
+
+    threads = [
+        threading.Thread(target=body, args=(me,), name=f"hogwild-worker-{me}", daemon=True)
+        for me in range(n_workers)
+    ]
+    spans: dict[int, tuple] = {}
+    failure: BaseException | None = None
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.start()
+    while len(spans) < n_workers and failure is None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            failure = TimeoutError(f"{where}: the workers took more than timeout={timeout} s.")
+            break
+        try:
+            kind, me, payload = results.get(timeout=min(remaining, 1.0))
+        except queue.Empty:
+            continue
+        if kind == "error":
+            failure = WorkerFailedError(f"{where}: worker {me} failed:\n{payload}", me)
+        else:
+            spans[me] = payload
+    stop[0] = 1  # the loops read it every 1024 updates
+    for t in threads:
+        t.join(timeout=10)
+    stuck = [t.name for t in threads if t.is_alive()]
+    if stuck:
+        raise RuntimeError(f"{where}: {stuck} did not stop within 10 s of the stop request.")
+    return spans, failure
+
+
+def serial_sgd(
+    problem: SparseProblem,
+    *,
+    n_updates: int,
+    learning_rate: float,
+    decay: float = 0.9,
+    seed: int = 0,
+    sample_delays_every: int = 64,
+) -> HogwildResult:
+    """Serial SGD, the baseline of :func:`hogwild`: the same compiled loop, one worker.
+
+    Visits the examples of worker 0 of :func:`hogwild` with the same ``seed``,
+    so that ``hogwild(n_workers=1)`` gives the same parameters, bit for bit.
+    Runs in the calling thread. Arguments as for :func:`hogwild`.
+    """
+    where = "gradopt.distributed.serial_sgd"
+    _, n_updates = _check(where, problem, 1, n_updates, learning_rate, decay, sample_delays_every)
+    return _run(problem, 1, n_updates, learning_rate, decay, seed, sample_delays_every, None, {})
 
 
 def hogwild(
@@ -277,102 +271,58 @@ def hogwild(
     decay: float = 0.9,
     seed: int = 0,
     timeout: float = 300.0,
-    _inject_failure: tuple[int, str] | None = None,
+    sample_delays_every: int = 64,
+    _inject_failure: tuple[int, int] | None = None,
 ) -> HogwildResult:
-    """Hogwild!: ``n_workers`` processes run lock-free SGD on one shared vector.
+    """Hogwild!: ``n_workers`` threads run lock-free SGD on one shared vector.
 
-    Each worker takes ``n_updates // n_workers`` steps: it samples an example
-    ``e`` uniformly, reads ``w_e`` (the coordinates ``e`` touches), and writes
-    ``w_e -= step * grad f_e(w_e)`` with no lock. ``step = learning_rate *
-    decay**epoch`` (an epoch being ``|E|`` updates of all workers together).
+    Worker ``i`` takes ``n_updates // n_workers`` steps on the examples
+    ``np.random.default_rng([seed, i]).integers(0, |E|, n_updates // n_workers)``,
+    in that order. For each example ``e`` it reads ``w_e`` (the coordinates
+    ``e`` touches), computes ``g = grad f_e(w_e)`` and, coordinate by
+    coordinate, writes ``w_v <- w_v - step * g_v`` over whatever ``w_v`` holds
+    then, without a lock. ``step = learning_rate * decay**epoch``, an epoch
+    being ``|E|`` updates of all workers together (the paper's backoff).
+
+    The loop is compiled by Numba and releases the GIL, so the threads run in
+    parallel. The first run in a process compiles it, or loads it from Numba's
+    disk cache (``compile_seconds`` of the result, not counted in ``seconds``).
 
     Args:
       problem: from :func:`sparse_logistic_problem` or :func:`matrix_completion_problem`.
-      n_workers: processes (>= 1), spawned.
+      n_workers: threads (>= 1).
       n_updates: total updates (>= n_workers).
       learning_rate: the initial step, > 0.
-      decay: the step's factor per epoch (the paper's backoff), in (0, 1].
+      decay: the step's factor per epoch, in (0, 1].
       seed: seeds the initial point and every worker's examples.
       timeout: seconds before the workers are stopped and ``TimeoutError`` raised.
+      sample_delays_every: the telemetry measures the delay of every this-many-th
+        update of each worker (reading the other workers' counters costs a
+        cache-line transfer; 1 measures all).
 
     Returns:
-      A :class:`HogwildResult`. A worker that raises or dies raises
-      :class:`WorkerFailedError` naming it; every process is stopped in all cases.
+      A :class:`HogwildResult`. A worker whose loop raises makes the run raise
+      :class:`WorkerFailedError` naming it, after every worker has stopped; its
+      ``result`` holds the parameters and the updates per worker at the stop
+      (timings ``nan``). The timeout raises ``TimeoutError``, also after the stop.
+
+    Note:
+      Each coordinate's update is a plain read-modify-write, not an atomic
+      add: two workers writing one coordinate at once can lose one write,
+      which the paper's analysis (atomic component-wise adds) does not allow
+      and lock-free implementations commonly accept.
 
     References:
       Niu, Recht, Ré & Wright, Hogwild!: A Lock-Free Approach to Parallelizing
       Stochastic Gradient Descent, NIPS 2011, arXiv:1106.5730.
     """
     where = "gradopt.distributed.hogwild"
-    if not isinstance(problem, SparseProblem):
-        raise TypeError(f"{where}: problem must be a SparseProblem, got {type(problem).__name__}.")
-    n_workers = check_positive_int(where, "n_workers", n_workers)
-    n_updates = check_positive_int(where, "n_updates", n_updates, low=n_workers)
-    if not learning_rate > 0 or not 0 < decay <= 1:
-        raise ValueError(f"{where}: need learning_rate > 0 and 0 < decay <= 1.")
-    ctx = mp.get_context("spawn")
-    raw_w = ctx.RawArray(ctypes.c_double, problem.n_params)
-    shared = np.frombuffer(raw_w, np.float64)  # type: ignore[call-overload]
-    shared[:] = initial_params(problem, seed)
-    raw_counters = ctx.RawArray(ctypes.c_int64, n_workers)
-    barrier, results = ctx.Barrier(n_workers), ctx.Queue()
-    per_worker = n_updates // n_workers
-    procs = []
-    for me in range(n_workers):
-        fail = _inject_failure[1] if _inject_failure and _inject_failure[0] == me else None
-        args = dict(
-            n_updates=per_worker, learning_rate=learning_rate, decay=decay, seed=seed, fail=fail
-        )
-        procs.append(
-            ctx.Process(
-                target=_worker,
-                args=(problem, raw_w, raw_counters, me, n_workers, args, barrier, results),
-                daemon=True,
-            )
-        )
-    done: dict[int, tuple] = {}
-    try:
-        for p in procs:
-            p.start()
-        deadline = time.monotonic() + timeout
-        while len(done) < n_workers:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{where}: the workers took more than timeout={timeout} s.")
-            try:
-                message = results.get(timeout=0.2)
-            except queue_module.Empty:
-                for me, p in enumerate(procs):
-                    if me not in done and p.exitcode not in (None, 0):
-                        raise WorkerFailedError(
-                            f"{where}: worker {me} died (exit code {p.exitcode}).", me
-                        ) from None
-                continue
-            if message[0] == "error":
-                raise WorkerFailedError(
-                    f"{where}: worker {message[1]} failed:\n{message[2]}", message[1]
-                )
-            done[message[1]] = message[2:]
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            p.join(timeout=10)
-            if p.is_alive():
-                p.kill()
-                p.join(timeout=5)
-        results.close()
-        results.join_thread()
-    start = min(d[0] for d in done.values())
-    seconds = max(d[1] for d in done.values()) - start
-    width = max(len(d[2]) for d in done.values())
-    hist = np.sum([np.pad(d[2], (0, width - len(d[2]))) for d in done.values()], axis=0)
-    w = shared.copy()
-    total = per_worker * n_workers
-    return HogwildResult(
-        w,
-        objective(problem, w),
-        seconds,
-        total / seconds,
-        Telemetry({int(d): int(c) for d, c in enumerate(hist) if c}, [per_worker] * n_workers),
+    n_workers, n_updates = _check(
+        where, problem, n_workers, n_updates, learning_rate, decay, sample_delays_every
     )
+    check_scalar(where, "timeout", timeout, low=0.0, low_open=True)
+    fail_at = dict([_inject_failure]) if _inject_failure else {}
+    return _run(
+        problem, n_workers, n_updates, learning_rate, decay, seed, sample_delays_every,
+        float(timeout), fail_at,
+    )  # fmt: skip
