@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from gradopt.core._checks import check_gradients
-from gradopt.core._numerics import compute_dtype
+from gradopt.core._numerics import compute_dtype, is_complex
 
 PyTree = Any
 Params = Any
@@ -265,6 +265,9 @@ def _scalar_as_array(x):
 def apply_updates(params: Params, updates: Updates) -> Params:
     """Return ``params + updates``, each result cast to its parameter's dtype.
 
+    Complex parameters take complex (or real) updates; a complex update for a
+    real parameter raises a TypeError (it would drop the imaginary part).
+
     The sign lives in the transforms: a descent step's updates are already
     negative multiples of the gradient. Structures and leaf shapes must match
     (a ValueError names the first leaf that differs; JAX would broadcast).
@@ -276,6 +279,13 @@ def apply_updates(params: Params, updates: Updates) -> Params:
         if p is None:
             return None
         p = jnp.asarray(p)
+        if is_complex(jnp.result_type(u)) and not is_complex(p.dtype):
+            raise TypeError(
+                f"apply_updates: a complex update ({jnp.result_type(u).name}) for a real "
+                f"parameter ({p.dtype.name}) would drop its imaginary part. Give the "
+                "optimizer gradients of the parameters' own dtypes (a real loss of real "
+                "parameters has real gradients)."
+            )
         return (p.astype(compute_dtype(p.dtype)) + u.astype(compute_dtype(p.dtype))).astype(p.dtype)
 
     return jax.tree.map(add, params, updates, is_leaf=lambda x: x is None)
