@@ -168,8 +168,13 @@ def check_state(init, state, updates, params) -> None:
     leaf by leaf where the updates meet the state, naming the leaf.
     """
     like = updates if params is None else params
-    want_def, want = _expected_state(init, like, params is not None)
-    got_def, got = _signature(state, params is not None)
+    # complex updates without params: the dtypes too, so that a state built from
+    # real parameters is refused here rather than mixed with complex numbers
+    with_dtypes = params is not None or any(
+        is_complex(jnp.result_type(x)) for x in jax.tree.leaves(updates)
+    )
+    want_def, want = _expected_state(init, like, with_dtypes)
+    got_def, got = _signature(state, with_dtypes)
     if got_def != want_def or got != want:
         name = getattr(getattr(init, "fn", None), "__name__", repr(init))
         raise ValueError(
@@ -177,6 +182,11 @@ def check_state(init, state, updates, params) -> None:
             f"(init: {name}) for {'params' if params is not None else 'updates'} of structure "
             f"{jax.tree.structure(like)}.\n  state given: {got_def}\n  init builds: {want_def}\n"
             + ("" if got_def != want_def else f"  leaves given: {got}\n  init's leaves: {want}\n")
+            + (
+                "Complex updates need the state init builds from the complex parameters. "
+                if with_dtypes and params is None
+                else ""
+            )
             + "Pass the state returned by this optimizer's own init(params) (or by its "
             "previous update); a state of another optimizer or configuration cannot be reused."
         )

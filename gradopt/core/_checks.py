@@ -68,7 +68,7 @@ def check_scalar(
     if not _is_number_like(value):
         raise TypeError(
             f"{where}: {name} must be a real number or a scalar JAX array, got {value!r} of "
-            f"type {type(value).__name__}."
+            f"type {type(value).__name__}.{_complex_hint(value)}"
         )
     if getattr(value, "shape", ()) != () and not isinstance(value, jax.core.Tracer):
         raise ValueError(
@@ -102,6 +102,21 @@ def _interval(low, high, low_open: bool, high_open: bool) -> str:
     return f"{left}{lo}, {hi}{right}"
 
 
+def _complex_hint(value: Any) -> str:
+    """For a complex value: hyperparameters stay real for complex parameters too."""
+    dtype = getattr(value, "dtype", None)
+    is_complex = isinstance(value, complex) or (
+        dtype is not None and np.issubdtype(np.dtype(dtype), np.complexfloating)
+    )
+    if not is_complex:
+        return ""
+    return (
+        " Hyperparameters are real, also for complex parameters; optax.inject_hyperparams "
+        "casts them to the parameters' complex dtype unless given "
+        "hyperparam_dtype=jnp.float32 (gradopt.inject_hyperparams keeps float32)."
+    )
+
+
 def check_learning_rate(where: str, value: Any, name: str = "learning_rate") -> None:
     """A learning rate is a non-negative scalar or a schedule (a callable of the step)."""
     if callable(value):
@@ -110,6 +125,7 @@ def check_learning_rate(where: str, value: Any, name: str = "learning_rate") -> 
         raise TypeError(
             f"{where}: {name} must be a non-negative number, a scalar JAX array or a schedule "
             f"(a callable step -> value), got {value!r} of type {type(value).__name__}."
+            f"{_complex_hint(value)}"
         )
     check_scalar(
         where,
