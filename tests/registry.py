@@ -483,7 +483,9 @@ REGISTRY += [
         callable_ok=("learning_rate",),
         converges={
             "quadratic": _q(learning_rate=0.1),
-            "rosenbrock": _q(20_000, learning_rate=1e-3),
+            # with momentum (the plain step needs 20,000 steps on this one, and does not
+            # reach the complex Rosenbrock of tests/test_complex.py in 10,000)
+            "rosenbrock": _q(5000, learning_rate=1e-3, momentum=0.9),
         },
         supports_complex=True,
     ),
@@ -561,7 +563,9 @@ REGISTRY += [
         },
         flags=("centered", "nesterov", "eps_inside_sqrt"),
         callable_ok=("learning_rate",),
-        converges=_both(3000, 5000, learning_rate=1e-3),
+        # 2e-3: at 1e-3 the parabola of tests/test_complex.py (11 away) is out of reach
+        # in 10,000 steps
+        converges=_both(3000, 5000, learning_rate=2e-3),
         supports_complex=True,
     ),
     Entry(

@@ -27,6 +27,9 @@ conjugate of the steepest-ascent direction, so every loop here passes
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -509,3 +512,32 @@ def test_a_complex_gradient_for_a_real_parameter_is_refused():
         tx.update({"w": jnp.ones(2, jnp.complex64)}, tx.init(params))
     with pytest.raises(TypeError, match="drop its imaginary part"):
         gradopt.apply_updates(params, {"w": jnp.ones(2, jnp.complex64)})
+
+
+# ----------------------------------------------------------------------------
+# the docs section runs as written
+
+
+def _docs_snippet(marker: str) -> str:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "complex.md").read_text()
+    match = re.search(rf"<!-- test: {re.escape(marker)} -->\s*```python\n(.*?)```", text, re.DOTALL)
+    assert match, f"no ```python block after <!-- test: {marker} --> in docs/complex.md"
+    return match.group(1)
+
+
+def test_docs_complex_least_squares_runs(capsys):
+    namespace: dict = {"__name__": "docs_snippet"}
+    exec(compile(_docs_snippet("complex-least-squares"), "complex.md", "exec"), namespace)  # noqa: S102
+    assert "loss" in capsys.readouterr().out
+    error = np.max(np.abs(np.asarray(namespace["w"]) - np.asarray(namespace["w_true"])))
+    assert error < 1e-2, error
+    assert namespace["w"].dtype == jnp.complex64
+
+
+def test_docs_complex_model_runs(capsys):
+    namespace: dict = {"__name__": "docs_snippet"}
+    exec(compile(_docs_snippet("complex-model"), "complex.md", "exec"), namespace)  # noqa: S102
+    assert "->" in capsys.readouterr().out
+    assert float(namespace["value"]) < 0.5 * namespace["first"]
+    assert namespace["params"]["b"].dtype == jnp.float32
+    assert namespace["params"]["w1"].dtype == jnp.complex64

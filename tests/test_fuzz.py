@@ -119,9 +119,7 @@ def _finite(x) -> bool:
 
 def all_finite(tree) -> bool:
     return all(
-        _finite(x)
-        for x in jax.tree.leaves(tree)
-        if jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+        _finite(x) for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)
     )
 
 
