@@ -179,7 +179,7 @@ def test_complex_trees_give_finite_output_of_the_same_shapes(entry, data):
     counted()
     tx = entry.make(**data.draw(hyperparameters(entry), label="hyperparameters"))
     z = data.draw(gst.arrays(jnp.complex64, allow_empty=False), label="complex leaf")
-    rest = data.draw(gst.trees(MIXED_LEAVES, max_leaves=3), label="rest")
+    rest = data.draw(gst.trees(MIXED_LEAVES, max_leaves=2), label="rest")
     params = {"z": z, "rest": rest}
     grads = [data.draw(gst.gradients(params), label="grads") for _ in range(2)]
     outs, state = check_run(entry, tx, params, grads)
