@@ -546,3 +546,50 @@ def test_docs_complex_model_runs(capsys):
     assert float(namespace["value"]) < 0.5 * namespace["first"]
     assert namespace["params"]["b"].dtype == jnp.float32
     assert namespace["params"]["w1"].dtype == jnp.complex64
+
+
+# ----------------------------------------------------------------------------
+# the kit's complex checks fail where they should
+
+
+def _stateless(fn):
+    return gradopt.GradientTransformation(
+        lambda params: gradopt.EmptyState(),
+        lambda updates, state, params=None, **extra: (jax.tree.map(fn, updates), state),
+    )
+
+
+@pytest.mark.parametrize(
+    ("fn", "check"),
+    [
+        # g * g where |g|**2 belongs: the step turns by twice the phase
+        (lambda g: g * g / (1 + jnp.abs(g)).astype(g.dtype), "phase equivariance"),
+        # torch.view_as_real style: the real and imaginary parts scaled on their own
+        (
+            lambda g: (
+                jax.lax.complex(jnp.sign(jnp.real(g)), jnp.sign(jnp.imag(g)))
+                if jnp.iscomplexobj(g)
+                else jnp.sign(g)
+            ),
+            "phase equivariance",
+        ),
+        # the conjugate: right on the real axis, mirrored off it
+        (jnp.conj, "phase equivariance"),
+    ],
+)
+def test_check_transform_complex_laws_catch_rules_without_a_complex_form(fn, check):
+    from gradopt.testing import check_transform
+
+    params = {"w": jnp.asarray([[0.5, -1.0], [2.0, 0.25]])}
+    check_transform(_stateless(fn), params, vmap=False, chains=False, bfloat16=False)
+    with pytest.raises(AssertionError, match=check):
+        check_transform(
+            _stateless(fn), params, vmap=False, chains=False, bfloat16=False, complex_params=True
+        )
+
+
+def test_check_refuses_complex_fails_on_a_rule_that_accepts_complex():
+    from gradopt.testing import check_refuses_complex
+
+    with pytest.raises(AssertionError, match="init accepted complex parameters"):
+        check_refuses_complex(gradopt.adam(1e-3), {"w": jnp.ones(2)}, name="gradopt.adam")
