@@ -49,6 +49,7 @@ from gradopt.transforms._noise import AddNoiseState, add_gradient_noise
 from gradopt.transforms._packed import PackedState, packed
 from gradopt.transforms._packed_params import pack_params
 from gradopt.transforms._plateau import ReduceOnPlateauState, reduce_on_plateau
+from gradopt.transforms._real_only import real_only
 from gradopt.transforms._scale import ScaleByScheduleState, scale, scale_by_learning_rate
 from gradopt.transforms._weight_decay import add_decayed_weights
 
@@ -110,6 +111,7 @@ __all__ = [
     "pack_params",
     "packed",
     "quotient",
+    "real_only",
     "reduce_on_plateau",
     "rmsprop",
     "root_mean_square",

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 import gradopt
-from gradopt.testing import check_transform
+from gradopt.testing import check_refuses_complex, check_transform
 from tests.registry import NOT_TRANSFORMS, REGISTRY
 
 ENTRIES = [pytest.param(e, id=e.name) for e in REGISTRY]
@@ -137,7 +137,11 @@ def test_equal_configurations_are_equal_and_hash_alike(entry):
 
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_check_transform(entry):
-    """gradopt.testing.check_transform passes; bfloat16 updates are close to float32 ones."""
+    """gradopt.testing.check_transform passes; bfloat16 updates are close to float32 ones.
+
+    Entries that support complex parameters also pass the kit's complex checks
+    (``complex_params=True``); real-only entries refuse complex parameters.
+    """
     params = make_params()
     result = check_transform(
         entry.make(),
@@ -146,7 +150,11 @@ def test_check_transform(entry):
         extra_args=entry.extra_args,
         steps=N_STEPS,
         bfloat16=entry.low_precision,
+        complex_params=entry.supports_complex is True,
+        complex_laws=not entry.stochastic,
     )
+    if entry.supports_complex is False:
+        check_refuses_complex(entry.make(), params, name=entry.name.split("-")[0])
     # the kit's default gradients are the ones make_grads builds (values exact in bfloat16)
     chex.assert_trees_all_equal(result.grads, make_grads())
     if entry.low_precision:

@@ -2,7 +2,8 @@
 
 Random valid hyperparameters (from the entries' ``ranges``) and random parameter
 trees (:mod:`gradopt.testing.strategies`: nested dicts, lists and tuples,
-``None`` leaves, 0-d and zero-size arrays, float16 / bfloat16 / float32):
+``None`` leaves, 0-d and zero-size arrays, float16 / bfloat16 / float32, and
+complex64 leaves for the entries that support complex parameters):
 finite input gives finite output of the gradient's structure, shapes and dtypes;
 invalid hyperparameters (out of range, inf, nan, complex) are rejected naming
 the argument; ``init`` works under ``jax.eval_shape``; bias corrections and
@@ -109,11 +110,16 @@ def signature(tree):
     return treedef, [(jnp.shape(x), jnp.result_type(x)) for x in leaves]
 
 
+def _finite(x) -> bool:
+    x = np.asarray(x)
+    if np.iscomplexobj(x):
+        return bool(np.all(np.isfinite(x)))
+    return bool(np.all(np.isfinite(x.astype(np.float64))))
+
+
 def all_finite(tree) -> bool:
     return all(
-        bool(np.all(np.isfinite(np.asarray(x, np.float64))))
-        for x in jax.tree.leaves(tree)
-        if jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+        _finite(x) for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)
     )
 
 
@@ -157,6 +163,27 @@ def test_finite_input_gives_finite_output_of_the_same_shapes(entry, data):
     params = data.draw(TREES, label="params")
     grads = [data.draw(gst.gradients(params), label="grads") for _ in range(2)]
     check_run(entry, tx, params, grads)
+
+
+MIXED_LEAVES = gst.leaves(
+    st.one_of(gst.complex_dtypes(), gst.float_dtypes()), none=True, python_scalars=False
+)
+
+
+@pytest.mark.parametrize("entry", entries(lambda e: e.supports_complex is True))
+@settings(max_examples=N)
+@given(data=st.data())
+def test_complex_trees_give_finite_output_of_the_same_shapes(entry, data):
+    """Entries that support complex parameters: a complex64 leaf next to a random
+    tree of complex and real leaves, random valid hyperparameters."""
+    counted()
+    tx = entry.make(**data.draw(hyperparameters(entry), label="hyperparameters"))
+    z = data.draw(gst.arrays(jnp.complex64, allow_empty=False), label="complex leaf")
+    rest = data.draw(gst.trees(MIXED_LEAVES, max_leaves=2), label="rest")
+    params = {"z": z, "rest": rest}
+    grads = [data.draw(gst.gradients(params), label="grads") for _ in range(2)]
+    outs, state = check_run(entry, tx, params, grads)
+    assert jnp.result_type(outs[-1]["z"]) == jnp.complex64
 
 
 @pytest.mark.parametrize("entry", entries())

@@ -33,6 +33,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -48,6 +50,7 @@ from gradopt.transforms._adaptive import (
 )
 from gradopt.transforms._moments import bias_correction, ema, scale_by_nesterov_ema
 from gradopt.transforms._momentum import heavy_ball, trace
+from gradopt.transforms._real_only import real_only
 from gradopt.transforms._scale import scale_by_learning_rate
 from gradopt.transforms._weight_decay import add_decayed_weights
 
@@ -56,6 +59,20 @@ __all__ = ["adadelta", "adagrad", "adam", "adamax", "adamw", "nadam", "rmsprop",
 
 def _where(name: str) -> str:
     return f"gradopt.compat.keras.{name}"
+
+
+_REAL_ONLY = "Keras 3 optimizers take real variables only"
+
+
+def _real_only(factory):
+    """Make ``factory`` refuse complex parameters at init, naming itself (``docs/complex.md``)."""
+
+    @functools.wraps(factory)
+    def build(*args, **kwargs) -> GradientTransformation:
+        tx = factory(*args, **kwargs)
+        return real_only(tx, name=_where(factory.__name__), reason=_REAL_ONLY)
+
+    return build
 
 
 def _check_common(where: str, learning_rate, weight_decay) -> None:
@@ -124,6 +141,7 @@ def _momentum_with_decay(where, learning_rate, momentum, weight_decay) -> None:
         )
 
 
+@_real_only
 def sgd(learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None):
     """``keras.optimizers.SGD``.
 
@@ -162,6 +180,7 @@ def sgd(learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None):
     return _finish([trace(momentum, nesterov=nesterov)], learning_rate, weight_decay)
 
 
+@_real_only
 def adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-07, weight_decay=None):
     """``keras.optimizers.Adagrad``.
 
@@ -200,6 +219,7 @@ def adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-07, w
     return _finish(rule, learning_rate, weight_decay)
 
 
+@_real_only
 def adadelta(learning_rate=0.001, rho=0.95, epsilon=1e-07, weight_decay=None):
     """``keras.optimizers.Adadelta``.
 
@@ -228,6 +248,7 @@ def adadelta(learning_rate=0.001, rho=0.95, epsilon=1e-07, weight_decay=None):
     return _finish([scale_by_adadelta(rho, eps=epsilon)], learning_rate, weight_decay)
 
 
+@_real_only
 def rmsprop(
     learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-07, centered=False, weight_decay=None
 ):
@@ -303,6 +324,7 @@ def _adam(where, learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay):
     return _finish(rule, learning_rate, weight_decay)
 
 
+@_real_only
 def adam(
     learning_rate=0.001,
     beta_1=0.9,
@@ -340,6 +362,7 @@ def adam(
     return _adam(_where("adam"), learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay)
 
 
+@_real_only
 def adamw(
     learning_rate=0.001,
     weight_decay=0.004,
@@ -370,6 +393,7 @@ def adamw(
     return _adam(where, learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay)
 
 
+@_real_only
 def adamax(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-07, weight_decay=None):
     """``keras.optimizers.Adamax``.
 
@@ -402,6 +426,7 @@ def adamax(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-07, weight_
     return _finish(rule, learning_rate, weight_decay)
 
 
+@_real_only
 def nadam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-07, weight_decay=None):
     """``keras.optimizers.Nadam``.
 

@@ -27,6 +27,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -42,6 +44,7 @@ from gradopt.transforms._adaptive import (
 )
 from gradopt.transforms._moments import bias_correction, ema, scale_by_nesterov_ema
 from gradopt.transforms._momentum import trace
+from gradopt.transforms._real_only import real_only
 from gradopt.transforms._scale import scale, scale_by_learning_rate
 from gradopt.transforms._weight_decay import add_decayed_weights
 
@@ -50,6 +53,23 @@ __all__ = ["adadelta", "adagrad", "adam", "adamax", "adamw", "nadam", "rmsprop",
 
 def _where(name: str) -> str:
     return f"gradopt.compat.torch.{name}"
+
+
+_REAL_ONLY = (
+    "torch.optim steps a complex parameter as pairs of real numbers "
+    "(torch.view_as_real), which this module does not reproduce"
+)
+
+
+def _real_only(factory):
+    """Make ``factory`` refuse complex parameters at init, naming itself (``docs/complex.md``)."""
+
+    @functools.wraps(factory)
+    def build(*args, **kwargs) -> GradientTransformation:
+        tx = factory(*args, **kwargs)
+        return real_only(tx, name=_where(factory.__name__), reason=_REAL_ONLY)
+
+    return build
 
 
 def _non_negative(where: str, name: str, value) -> None:
@@ -134,6 +154,7 @@ def _decoupled(weight_decay, decoupled: bool, lr) -> list:
     return [add_decayed_weights(weight_decay)]
 
 
+@_real_only
 def sgd(lr=0.001, momentum=0, dampening=0, weight_decay=0, nesterov=False, *, maximize=False):
     """``torch.optim.SGD``.
 
@@ -195,6 +216,7 @@ def _adagrad_lr(count, *, lr, lr_decay):
     return rate / (1 + t * lr_decay)
 
 
+@_real_only
 def adagrad(
     lr=0.01,
     lr_decay=0,
@@ -244,6 +266,7 @@ def adagrad(
     return _assemble(rule, weight_decay=weight_decay, maximize=maximize)
 
 
+@_real_only
 def adadelta(lr=1.0, rho=0.9, eps=1e-06, weight_decay=0, *, maximize=False):
     """``torch.optim.Adadelta``.
 
@@ -273,6 +296,7 @@ def adadelta(lr=1.0, rho=0.9, eps=1e-06, weight_decay=0, *, maximize=False):
     return _assemble(rule, weight_decay=weight_decay, maximize=maximize)
 
 
+@_real_only
 def rmsprop(
     lr=0.01,
     alpha=0.99,
@@ -340,6 +364,7 @@ def _adam(where, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled):
     return _assemble(rule, weight_decay=weight_decay, maximize=maximize, coupled=not decoupled)
 
 
+@_real_only
 def adam(
     lr=0.001,
     betas=(0.9, 0.999),
@@ -380,6 +405,7 @@ def adam(
     )
 
 
+@_real_only
 def adamw(
     lr=0.001,
     betas=(0.9, 0.999),
@@ -404,6 +430,7 @@ def adamw(
     return _adam(_where("adamw"), lr, betas, eps, weight_decay, amsgrad, maximize, True)
 
 
+@_real_only
 def adamax(lr=0.002, betas=(0.9, 0.999), eps=1e-08, weight_decay=0, *, maximize=False):
     """``torch.optim.Adamax``.
 
@@ -438,6 +465,7 @@ def adamax(lr=0.002, betas=(0.9, 0.999), eps=1e-08, weight_decay=0, *, maximize=
     return _assemble(rule, weight_decay=weight_decay, maximize=maximize)
 
 
+@_real_only
 def nadam(
     lr=0.002,
     betas=(0.9, 0.999),

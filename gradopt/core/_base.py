@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from gradopt.core._checks import check_gradients
-from gradopt.core._numerics import compute_dtype
+from gradopt.core._numerics import compute_dtype, is_complex
 
 PyTree = Any
 Params = Any
@@ -168,8 +168,13 @@ def check_state(init, state, updates, params) -> None:
     leaf by leaf where the updates meet the state, naming the leaf.
     """
     like = updates if params is None else params
-    want_def, want = _expected_state(init, like, params is not None)
-    got_def, got = _signature(state, params is not None)
+    # complex updates without params: the dtypes too, so that a state built from
+    # real parameters is refused here rather than mixed with complex numbers
+    with_dtypes = params is not None or any(
+        is_complex(jnp.result_type(x)) for x in jax.tree.leaves(updates)
+    )
+    want_def, want = _expected_state(init, like, with_dtypes)
+    got_def, got = _signature(state, with_dtypes)
     if got_def != want_def or got != want:
         name = getattr(getattr(init, "fn", None), "__name__", repr(init))
         raise ValueError(
@@ -177,6 +182,11 @@ def check_state(init, state, updates, params) -> None:
             f"(init: {name}) for {'params' if params is not None else 'updates'} of structure "
             f"{jax.tree.structure(like)}.\n  state given: {got_def}\n  init builds: {want_def}\n"
             + ("" if got_def != want_def else f"  leaves given: {got}\n  init's leaves: {want}\n")
+            + (
+                "Complex updates need the state init builds from the complex parameters. "
+                if with_dtypes and params is None
+                else ""
+            )
             + "Pass the state returned by this optimizer's own init(params) (or by its "
             "previous update); a state of another optimizer or configuration cannot be reused."
         )
@@ -265,6 +275,9 @@ def _scalar_as_array(x):
 def apply_updates(params: Params, updates: Updates) -> Params:
     """Return ``params + updates``, each result cast to its parameter's dtype.
 
+    Complex parameters take complex (or real) updates; a complex update for a
+    real parameter raises a TypeError (it would drop the imaginary part).
+
     The sign lives in the transforms: a descent step's updates are already
     negative multiples of the gradient. Structures and leaf shapes must match
     (a ValueError names the first leaf that differs; JAX would broadcast).
@@ -276,6 +289,13 @@ def apply_updates(params: Params, updates: Updates) -> Params:
         if p is None:
             return None
         p = jnp.asarray(p)
+        if is_complex(jnp.result_type(u)) and not is_complex(p.dtype):
+            raise TypeError(
+                f"apply_updates: a complex update ({jnp.result_type(u).name}) for a real "
+                f"parameter ({p.dtype.name}) would drop its imaginary part. Give the "
+                "optimizer gradients of the parameters' own dtypes (a real loss of real "
+                "parameters has real gradients)."
+            )
         return (p.astype(compute_dtype(p.dtype)) + u.astype(compute_dtype(p.dtype))).astype(p.dtype)
 
     return jax.tree.map(add, params, updates, is_leaf=lambda x: x is None)

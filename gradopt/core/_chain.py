@@ -32,7 +32,7 @@ from gradopt.core._base import (
 )
 from gradopt.core._checks import check_gradients
 from gradopt.core._elementwise import Branch, Elementwise, Seq, elementwise, from_node, node_of, run
-from gradopt.core._numerics import compute_dtype
+from gradopt.core._numerics import complex_dtype, compute_dtype, div_real, is_complex, real_dtype
 
 
 def _check_transforms(transforms, where: str):
@@ -193,8 +193,11 @@ def _join_leaf(join, u, xs):
     if u is None:  # a None leaf of the parameters stays None
         return None
     u = jnp.asarray(u)
-    c = compute_dtype(u.dtype)
-    return join(*(jnp.asarray(x).astype(c) for x in xs)).astype(u.dtype)
+    c = compute_dtype(real_dtype(u.dtype))
+    xs = tuple(jnp.asarray(x) for x in xs)
+    return join(*(x.astype(complex_dtype(c) if is_complex(x.dtype) else c) for x in xs)).astype(
+        u.dtype
+    )
 
 
 def branch(*transforms, join: Callable[..., Any]) -> GradientTransformation:
@@ -231,8 +234,12 @@ def branch(*transforms, join: Callable[..., Any]) -> GradientTransformation:
 
 
 def quotient(numerator, denominator):
-    """``numerator / denominator``: the join of :func:`divide`."""
-    return numerator / denominator
+    """``numerator / denominator``: the join of :func:`divide`.
+
+    A complex numerator (a first moment of complex updates) over a real
+    denominator (the root of a second moment) has both parts divided.
+    """
+    return div_real(numerator, denominator)
 
 
 def divide(numerator, denominator) -> GradientTransformation:

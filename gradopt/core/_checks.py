@@ -68,7 +68,7 @@ def check_scalar(
     if not _is_number_like(value):
         raise TypeError(
             f"{where}: {name} must be a real number or a scalar JAX array, got {value!r} of "
-            f"type {type(value).__name__}."
+            f"type {type(value).__name__}.{_complex_hint(value)}"
         )
     if getattr(value, "shape", ()) != () and not isinstance(value, jax.core.Tracer):
         raise ValueError(
@@ -102,6 +102,21 @@ def _interval(low, high, low_open: bool, high_open: bool) -> str:
     return f"{left}{lo}, {hi}{right}"
 
 
+def _complex_hint(value: Any) -> str:
+    """For a complex value: hyperparameters stay real for complex parameters too."""
+    dtype = getattr(value, "dtype", None)
+    is_complex = isinstance(value, complex) or (
+        dtype is not None and np.issubdtype(np.dtype(dtype), np.complexfloating)
+    )
+    if not is_complex:
+        return ""
+    return (
+        " Hyperparameters are real, also for complex parameters; optax.inject_hyperparams "
+        "casts them to the parameters' complex dtype unless given "
+        "hyperparam_dtype=jnp.float32 (gradopt.inject_hyperparams keeps float32)."
+    )
+
+
 def check_learning_rate(where: str, value: Any, name: str = "learning_rate") -> None:
     """A learning rate is a non-negative scalar or a schedule (a callable of the step)."""
     if callable(value):
@@ -110,6 +125,7 @@ def check_learning_rate(where: str, value: Any, name: str = "learning_rate") -> 
         raise TypeError(
             f"{where}: {name} must be a non-negative number, a scalar JAX array or a schedule "
             f"(a callable step -> value), got {value!r} of type {type(value).__name__}."
+            f"{_complex_hint(value)}"
         )
     check_scalar(
         where,
@@ -139,19 +155,25 @@ def check_choice(where: str, name: str, value: Any, allowed: tuple[Any, ...]) ->
 
 @functools.lru_cache(maxsize=64)
 def _is_float(dtype) -> bool:
-    return bool(jnp.issubdtype(dtype, jnp.floating))
+    return bool(jnp.issubdtype(dtype, jnp.inexact))
+
+
+@functools.lru_cache(maxsize=64)
+def _is_complex(dtype) -> bool:
+    return bool(jnp.issubdtype(dtype, jnp.complexfloating))
 
 
 def check_gradients(updates: Any, params: Any = None, *, what: str = "updates") -> Any:
     """Check a gradient tree; return it with Python scalar leaves as arrays.
 
-    Every leaf must have a floating dtype: an integer, unsigned or boolean
-    gradient raises a TypeError naming the leaf, its dtype and the fix (an
-    integer update cannot hold a fraction of a step, so computing with it would
-    silently round). With ``params`` of the same tree structure, each leaf must
-    have its parameter's shape (a ValueError naming the leaf and both shapes;
-    JAX would otherwise broadcast). Checks run at trace time and cost nothing
-    in the compiled step.
+    Every leaf must have a floating or complex dtype: an integer, unsigned or
+    boolean gradient raises a TypeError naming the leaf, its dtype and the fix
+    (an integer update cannot hold a fraction of a step, so computing with it
+    would silently round). With ``params`` of the same tree structure, each
+    leaf must have its parameter's shape (a ValueError naming the leaf and both
+    shapes; JAX would otherwise broadcast), and a complex gradient needs a
+    complex parameter and the other way round (a TypeError). Checks run at
+    trace time and cost nothing in the compiled step.
     """
     leaves, treedef = jax.tree_util.tree_flatten_with_path(updates)
     converted = False
@@ -164,7 +186,8 @@ def check_gradients(updates: Any, params: Any = None, *, what: str = "updates") 
             where = jax.tree_util.keystr(path) or "(root)"
             raise TypeError(
                 f"The {what} leaf at {where} has dtype {jnp.dtype(dtype).name}, but gradients "
-                "must be floating point (float16, bfloat16, float32 or float64): an integer or "
+                "must be floating point (float16, bfloat16, float32 or float64) or complex "
+                "(complex64 or complex128): an integer or "
                 "boolean gradient would round every fractional step. Cast the gradients to the "
                 "parameters' dtypes first: jax.tree.map(lambda g, p: g.astype(p.dtype), grads, "
                 "params)."
@@ -180,7 +203,47 @@ def check_gradients(updates: Any, params: Any = None, *, what: str = "updates") 
                     f"{got}, but the params leaf there has shape {want}. Pass {what} with the "
                     "shapes of the parameters (JAX would broadcast them silently)."
                 )
+            if p is not None and leaf is not None:
+                _check_same_kind(what, path, leaf, p)
     return updates
+
+
+def _check_same_kind(what, path, leaf, param) -> None:
+    """A complex gradient needs a complex parameter, and a complex parameter a complex gradient."""
+    g_dtype, p_dtype = jnp.result_type(leaf), jnp.result_type(param)
+    if _is_complex(g_dtype) == _is_complex(p_dtype):
+        return
+    where = jax.tree_util.keystr(path) or "(root)"
+    raise TypeError(
+        f"The {what} leaf at {where} has dtype {jnp.dtype(g_dtype).name}, but the params leaf "
+        f"there has dtype {jnp.dtype(p_dtype).name}: a complex gradient needs a complex "
+        "parameter and a complex parameter a complex gradient. For a real loss of complex "
+        "parameters pass jax.tree.map(jnp.conj, grads), the gradients jax.grad returns, "
+        "conjugated (see the docs' section 'Complex parameters'); to optimise real "
+        "parameters, make the loss real-valued in them."
+    )
+
+
+def refuse_complex(where: str, params: Any, reason: str = "") -> None:
+    """Raise a TypeError if ``params`` (or updates) hold a complex leaf: ``where`` is real only.
+
+    Rules without a complex form (sign-based steps, Rprop, ...) call this in
+    ``init`` (and at trace time in ``update``) through :func:`gradopt.real_only`.
+    """
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        if leaf is None:
+            continue
+        dtype = jnp.result_type(leaf)
+        if _is_complex(dtype):
+            why = f" ({reason})" if reason else ""
+            raise TypeError(
+                f"{where} supports real parameters only{why}, but the leaf at "
+                f"{jax.tree_util.keystr(path) or '(root)'} has dtype {jnp.dtype(dtype).name}. "
+                "Optimise complex parameters with an optimizer that supports them (sgd, "
+                "adagrad, adadelta, rmsprop, adam, adamw, amsgrad, adamax, nadam; see the docs' "
+                "section 'Complex parameters'), or split each complex parameter into its real "
+                "and imaginary parts as two real parameters."
+            )
 
 
 _DECAY_FIX = "Decay rates lie in [0, 1): 0.9 and 0.999 are the usual values."

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 
 from gradopt.core._base import Bound, GradientTransformation, checked_update
 from gradopt.core._checks import check_gradients
-from gradopt.core._numerics import clamp, compute_dtype
+from gradopt.core._numerics import clamp, complex_dtype, compute_dtype, is_complex, real_dtype
 
 
 class Elementwise(NamedTuple):
@@ -131,8 +131,7 @@ class Prim(Node):
 
     def leaf(self, x, prep, i, p):
         _, ctx, _, fields = prep
-        c = x.dtype
-        values = {k: (None if v is None else v[i].astype(c)) for k, v in fields.items()}
+        values = {k: (None if v is None else _as_kind(v[i], x.dtype)) for k, v in fields.items()}
         return self.spec.leaf(x, values, ctx, p, **self.hyper)
 
     def finish(self, prep, news, unflatten):
@@ -210,13 +209,33 @@ class Branch(Seq):
         return self.join(*outs), tuple(news)
 
 
+def _as_kind(field, like_dtype):
+    """A state field in the compute precision of ``like_dtype``, keeping its own kind.
+
+    A complex field (a first moment of complex updates) is computed in the
+    complex dtype of that precision, a real one (a second moment) in the real
+    dtype: a real statistic is never turned complex, nor the other way round.
+    """
+    precision = real_dtype(like_dtype)
+    return field.astype(complex_dtype(precision) if is_complex(field.dtype) else precision)
+
+
 def _store(x, dtype):
     """``x`` cast to a state's storage dtype, saturating at its largest finite value.
 
     A statistic computed in float32 for float16 storage (or a velocity that
     outgrows the dtype) keeps the largest finite value instead of becoming
-    inf; NaN stays NaN.
+    inf; NaN stays NaN. A complex value for a real state (built by ``init``
+    from real parameters) raises a TypeError instead of dropping its
+    imaginary part.
     """
+    if is_complex(x.dtype) and not is_complex(dtype):
+        raise TypeError(
+            f"complex updates ({x.dtype.name}) met a real optimizer state "
+            f"({jnp.dtype(dtype).name}) "
+            "built by init from real parameters. Initialise the optimizer with the complex "
+            "parameters it will train: opt.init(params)."
+        )
     if x.dtype != dtype and jnp.issubdtype(dtype, jnp.floating):
         x = clamp(x, float(jnp.finfo(dtype).max))
     return x.astype(dtype)
@@ -283,11 +302,14 @@ def run(node: Node, updates, state, params):
     prep = node.prepare(state, flatten)
     outs, news = [], []
     for i, (u, p) in enumerate(zip(leaves, p_leaves, strict=False)):
-        c = compute_dtype(u.dtype)
+        # the precision of the widest of the update and the state (complex or real)
+        c = compute_dtype(real_dtype(u.dtype))
         for d in node.dtypes(prep, i):
-            d = compute_dtype(d)
+            d = compute_dtype(real_dtype(d))
             if d.itemsize > c.itemsize:
                 c = d
+        if is_complex(u.dtype):
+            c = complex_dtype(c)
         x, new = _leaf_program(node, u.astype(c), node.view(prep, i), p)
         outs.append(x.astype(u.dtype))
         news.append(new)

@@ -4,6 +4,13 @@ saturating step counters, per-step scalars, state leaves built like the paramete
 Every transform computes in float32 or wider (``compute_dtype``), keeps its step
 counters in int32 saturating at the maximum (``increment``), and builds its
 per-parameter state with each parameter's shape and sharding (``full_like``).
+
+Complex parameters (``docs/complex.md``): a statistic of ``g`` itself (a first
+moment, a velocity) is complex like the parameter; a statistic of ``|g|**2``
+(a second moment, a sum of squares, an infinity norm) is real, stored in the
+parameter's real dtype (``real_dtype``: float32 for complex64). ``abs_sq``,
+``mul_real`` and ``div_real`` are the operations that meet the two kinds; on
+real arrays they are the plain ``x * x``, ``x * r`` and ``x / r``.
 """
 
 from __future__ import annotations
@@ -14,6 +21,31 @@ import jax
 import jax.numpy as jnp
 
 _INT32_MAX = 2**31 - 1
+
+
+def is_complex(dtype) -> bool:
+    """True for complex64 and complex128."""
+    return bool(jnp.issubdtype(jnp.dtype(dtype), jnp.complexfloating))
+
+
+def real_dtype(dtype) -> jnp.dtype:
+    """The dtype of the real and imaginary parts of a complex dtype; a real dtype unchanged."""
+    dtype = jnp.dtype(dtype)
+    if is_complex(dtype):
+        return jnp.dtype(jnp.float64) if dtype.itemsize == 16 else jnp.dtype(jnp.float32)
+    return dtype
+
+
+def complex_dtype(dtype) -> jnp.dtype:
+    """The complex dtype whose parts have at least ``dtype``'s precision.
+
+    float64 gives complex128; float32, bfloat16 and float16 give complex64
+    (JAX has no complex bfloat16 or float16); a complex dtype is unchanged.
+    """
+    dtype = jnp.dtype(dtype)
+    if is_complex(dtype):
+        return dtype
+    return jnp.dtype(jnp.complex128) if dtype.itemsize == 8 else jnp.dtype(jnp.complex64)
 
 
 def compute_dtype(dtype) -> jnp.dtype:
@@ -52,16 +84,34 @@ def zero_count():
     return jnp.zeros([], jnp.int32)
 
 
-def full_like(params, value, dtype=None):
+def statistic_dtype(leaf_dtype, dtype=None, *, real: bool = False) -> jnp.dtype:
+    """The storage dtype of a per-parameter statistic of a leaf of ``leaf_dtype``.
+
+    ``real=False`` (a statistic of ``g``: a moving average, a velocity): ``dtype``
+    or the leaf's dtype; for a complex leaf a real ``dtype`` sets the precision
+    of the complex storage (bfloat16 -> complex64, see :func:`complex_dtype`).
+    ``real=True`` (a statistic of ``|g|**2``): ``dtype`` or the leaf's real dtype.
+    """
+    leaf_dtype = jnp.dtype(leaf_dtype)
+    if real:
+        return jnp.dtype(dtype) if dtype is not None else real_dtype(leaf_dtype)
+    if dtype is None:
+        return leaf_dtype
+    return complex_dtype(dtype) if is_complex(leaf_dtype) else jnp.dtype(dtype)
+
+
+def full_like(params, value, dtype=None, *, real: bool = False):
     """``value`` with each leaf's shape and sharding, in ``dtype`` (None: the leaf's dtype).
 
     Every ``init`` builds its per-parameter state with this, so a state leaf
     lives where its parameter lives (same sharding, same devices) instead of on
     the default device. Works for arrays, tracers and Python scalar leaves.
+    The dtype of each leaf is :func:`statistic_dtype` of the parameter's dtype
+    (``real=True``: a real statistic, also for complex parameters).
     """
 
     def leaf(p):
-        out = jax.lax.full_like(p, value, dtype or jnp.result_type(p))
+        out = jax.lax.full_like(p, value, statistic_dtype(jnp.result_type(p), dtype, real=real))
         # Traced (an init under jit that closes over concrete sharded params):
         # full_like drops the sharding there, so constrain it explicitly.
         concrete = isinstance(p, jax.Array) and not isinstance(p, jax.core.Tracer)
@@ -72,9 +122,9 @@ def full_like(params, value, dtype=None):
     return jax.tree.map(leaf, params)
 
 
-def zeros_like(params, dtype=None):
+def zeros_like(params, dtype=None, *, real: bool = False):
     """Zeros with each leaf's shape and sharding, in ``dtype`` if given, else the leaf's dtype."""
-    return full_like(params, 0, dtype)
+    return full_like(params, 0, dtype, real=real)
 
 
 def wider(*dtypes) -> jnp.dtype:
@@ -125,9 +175,12 @@ def one_minus_power(decay, count, like):
     return jnp.where(d == 0, jnp.ones([], dtype), -jnp.expm1(t * jnp.log(d)))
 
 
-def state_zeros(params, dtype):
-    """Zeros shaped like ``params``, stored in ``dtype`` (None: each leaf's dtype)."""
-    return zeros_like(params, dtype)
+def state_zeros(params, dtype, *, real: bool = False):
+    """Zeros shaped like ``params``, stored in ``dtype`` (None: each leaf's dtype).
+
+    ``real=True`` for a statistic of ``|g|**2``: real even for complex parameters.
+    """
+    return zeros_like(params, dtype, real=real)
 
 
 def scalar_dtype():
@@ -145,7 +198,38 @@ def cast(value, like):
 def clamp(x, bound):
     """``x`` limited to ``[-bound, bound]`` (``bound`` a Python float), NaN kept.
 
-    ``lax.clamp`` rather than ``jnp.clip``: the latter is a jitted function, and
-    a nested jit per leaf makes a program with many leaves slower to compile.
+    A complex ``x`` has its real and imaginary parts limited. ``lax.clamp``
+    rather than ``jnp.clip``: the latter is a jitted function, and a nested jit
+    per leaf makes a program with many leaves slower to compile.
     """
+    if is_complex(x.dtype):
+        return jax.lax.complex(clamp(jnp.real(x), bound), clamp(jnp.imag(x), bound))
     return jax.lax.clamp(jnp.asarray(-bound, x.dtype), x, jnp.asarray(bound, x.dtype))
+
+
+def abs_sq(x):
+    """``|x|**2`` as a real array: ``x * x`` for real ``x``, ``re**2 + im**2`` for complex."""
+    if is_complex(x.dtype):
+        re, im = jnp.real(x), jnp.imag(x)
+        return re * re + im * im
+    return x * x
+
+
+def mul_real(x, r):
+    """``x * r`` for a real ``r``; a complex ``x`` has both parts multiplied by ``r``."""
+    if is_complex(jnp.result_type(x)) and not is_complex(jnp.result_type(r)):
+        return jax.lax.complex(jnp.real(x) * r, jnp.imag(x) * r)
+    return x * r
+
+
+def div_real(x, r):
+    """``x / r`` for a real ``r``; a complex ``x`` has both parts divided by ``r``."""
+    if is_complex(jnp.result_type(x)) and not is_complex(jnp.result_type(r)):
+        return jax.lax.complex(jnp.real(x) / r, jnp.imag(x) / r)
+    return x / r
+
+
+def real_like(x):
+    """A zero-cost stand-in of ``x``'s real dtype for :func:`hyper` and :func:`cast`."""
+    dtype = real_dtype(jnp.result_type(x))
+    return jax.ShapeDtypeStruct((), dtype) if dtype != jnp.result_type(x) else x

@@ -107,17 +107,23 @@ def _python_scalar_leaves(state) -> list[str]:
 
 def _default_grads(params, steps: int, seed: int) -> list:
     """``steps`` gradient trees shaped like ``params``, rounded to bfloat16 values
-    so that the float32 and bfloat16 runs see the same numbers."""
+    so that the float32 and bfloat16 runs see the same numbers (complex leaves:
+    real and imaginary parts drawn independently)."""
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(steps):
+
+        def draw(shape):
+            x = jnp.asarray(rng.normal(size=shape).astype(np.float32), jnp.bfloat16)
+            return x.astype(jnp.float32)
 
         def one(p):
             shape, dtype = jnp.shape(p), jnp.result_type(p)
             if not jnp.issubdtype(dtype, jnp.inexact):
                 return jnp.zeros(shape, dtype)
-            x = jnp.asarray(rng.normal(size=shape).astype(np.float32), jnp.bfloat16)
-            return x.astype(dtype)
+            if jnp.issubdtype(dtype, jnp.complexfloating):
+                return jax.lax.complex(draw(shape), draw(shape)).astype(dtype)
+            return draw(shape).astype(dtype)
 
         out.append(jax.tree.map(one, params))
     return out
@@ -128,6 +134,20 @@ def _to_bfloat16(tree):
         if jnp.issubdtype(jnp.result_type(x), jnp.floating):
             return jnp.asarray(x).astype(jnp.bfloat16)
         return x
+
+    return jax.tree.map(cast, tree)
+
+
+def _to_complex(tree, factor=None):
+    """Floating leaves as complex (complex64, complex128 for float64), times ``factor``."""
+
+    def cast(x):
+        dtype = jnp.result_type(x)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            return x
+        c = jnp.complex128 if jnp.dtype(dtype).itemsize == 8 else jnp.complex64
+        z = jnp.asarray(x).astype(c)
+        return z if factor is None else z * jnp.asarray(factor, c)
 
     return jax.tree.map(cast, tree)
 
@@ -337,6 +357,142 @@ def _check_chains(run: _Runner, tx, grads, params, eager, rtol, atol, optax_chai
         )
 
 
+_PHASE = complex(np.cos(0.7), np.sin(0.7))  # the rotation of the phase-equivariance law
+
+
+def _check_complex(run: _Runner, tx, params, real_grads, real_updates, rtol, atol, laws, jit):
+    """The checks on complex parameters (``check_transform(..., complex_params=True)``)."""
+    fix_dtype = (
+        "compute first moments in the gradient's complex dtype and second moments from "
+        "|g|**2 = g * conj(g) in its real dtype (gradopt.core._numerics.abs_sq), and build the "
+        "state with the dtypes of the complex parameters (see docs/complex.md)."
+    )
+    cparams = _to_complex(params, 1 - 0.5j)
+    cgrads = _default_grads(cparams, len(real_grads), seed=len(real_grads) + 1)
+    _check_init(tx, cparams)
+    try:
+        eager = run.run(
+            tx, cgrads, cparams, check=_step_checker("complex: stable state", "complex")
+        )
+    except _Failure:
+        raise
+    except Exception as e:  # noqa: BLE001
+        _fail(
+            "complex: update runs",
+            f"update on complex64 params and gradients raised {type(e).__name__}: {e}",
+            fix_dtype + " A rule without a complex form should refuse complex parameters at "
+            "init instead: wrap it in gradopt.real_only(tx, name=...), and test it with "
+            "gradopt.testing.check_refuses_complex.",
+        )
+    _finite("complex: finite updates", eager, fix_dtype)
+    step = _check_jit(run, tx, cgrads, cparams, eager, rtol, atol) if jit else None
+    if not laws:
+        return
+    # phase equivariance: rotating every gradient and parameter by e^{i theta}
+    # rotates each output leaf by it (a step) or leaves it unchanged (a statistic
+    # of |g|, such as root_mean_square's output); the same compiled step serves
+    turned, _ = run.run(tx, [_turn(g) for g in cgrads], _turn(cparams), step)
+    # compared at 1e-2: a cancellation (a centred variance's first step) loses digits
+    # differently once rotated, while a rule that breaks the law is off by O(1)
+    _check_phase(turned, eager[0], max(10 * rtol, 1e-2), 10 * atol)
+    # restricted to the real axis, the complex rule is the real one
+    embedded, _ = run.run(tx, [_to_complex(g) for g in real_grads], _to_complex(params), step)
+    _close(
+        "complex: real parameters embedded",
+        [jax.tree.map(jnp.real, u) for u in embedded],
+        real_updates,
+        rtol,
+        atol,
+        "on complex parameters with zero imaginary part the rule must reduce to the real rule "
+        "(|g|**2 = g**2 there).",
+    )
+    _close(
+        "complex: real parameters embedded",
+        [jax.tree.map(jnp.imag, u) for u in embedded],
+        [jax.tree.map(jnp.zeros_like, u) for u in real_updates],
+        rtol,
+        atol,
+        "real gradients on the real axis must give real updates.",
+    )
+
+
+def _turn(tree):
+    """Complex leaves multiplied by the phase ``e^{0.7 i}``; other leaves unchanged."""
+
+    def turn(x):
+        if jnp.issubdtype(jnp.result_type(x), jnp.complexfloating):
+            return x * jnp.asarray(_PHASE, jnp.result_type(x))
+        return x
+
+    return jax.tree.map(turn, tree)
+
+
+def _check_phase(turned, updates, rtol, atol) -> None:
+    for i, (t_tree, u_tree) in enumerate(zip(turned, updates, strict=True)):
+        for (path, t), u in zip(_paths(t_tree), jax.tree.leaves(u_tree), strict=True):
+            t, u = np.asarray(t), np.asarray(u)
+            if np.allclose(t, u * _PHASE, rtol, atol) or np.allclose(t, u, rtol, atol):
+                continue
+            _fail(
+                "complex: phase equivariance",
+                f"step {i + 1}, leaf {path}: with gradients and parameters rotated by "
+                f"e^(0.7i) the update is {t.ravel()[:4]}, neither the rotated update "
+                f"{(u * _PHASE).ravel()[:4]} nor the update {u.ravel()[:4]}",
+                "build the rule from g and |g|**2 = g * conj(g) only: g * g, the real and "
+                "imaginary parts taken separately, or a sign of g break the rotation symmetry "
+                "of complex parameters. A rule that has no such form should refuse complex "
+                "parameters (gradopt.real_only).",
+            )
+
+
+def check_refuses_complex(tx, params, *, name: str) -> None:
+    """Check that a real-only transform refuses complex parameters, naming itself.
+
+    ``tx.init`` on the parameters must work; on their complex64 copies it
+    must raise a TypeError whose message contains ``name`` and "supports real
+    parameters only" (what :func:`gradopt.real_only` raises).
+
+    Args:
+      tx: the transform.
+      params: a parameter tree with at least one floating leaf.
+      name: the name the error message must give, e.g. ``"gradopt.lion"``.
+        Keyword only.
+
+    Raises:
+      AssertionError: init accepted complex parameters, or raised another error.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import gradopt
+      >>> from gradopt.testing import check_refuses_complex
+      >>> tx = gradopt.real_only(gradopt.sgd(0.1), name="my_sign_sgd")
+      >>> check_refuses_complex(tx, {"w": jnp.ones(3)}, name="my_sign_sgd")
+    """
+    fix = (
+        "wrap the rule in gradopt.real_only(tx, name=...), which raises the TypeError at init; "
+        "or, if the rule has a complex form, test it with check_transform(..., "
+        "complex_params=True) instead."
+    )
+    if not _has_float_leaf(params):
+        raise ValueError("check_refuses_complex: params need at least one floating leaf.")
+    tx.init(params)
+    try:
+        tx.init(_to_complex(params))
+    except TypeError as e:
+        message = str(e)
+        if name not in message or "supports real parameters only" not in message:
+            _fail(
+                "refuses complex",
+                f"init raised a TypeError that does not name {name!r} and say it supports "
+                f"real parameters only: {message}",
+                fix,
+            )
+        return
+    except Exception as e:  # noqa: BLE001
+        _fail("refuses complex", f"init raised {type(e).__name__}, not TypeError: {e}", fix)
+    _fail("refuses complex", "init accepted complex parameters", fix)
+
+
 def check_transform(
     tx,
     params,
@@ -352,6 +508,8 @@ def check_transform(
     chains: bool = True,
     optax_chain: bool | None = None,
     seed: int = 0,
+    complex_params: bool = False,
+    complex_laws: bool = True,
 ) -> CheckResult:
     """Check that a gradient transformation keeps the protocol's promises.
 
@@ -370,6 +528,16 @@ def check_transform(
        and the gradients halved) matches two separate runs.
     6. Inside ``gradopt.chain`` and ``optax.chain`` (between identities) the
        updates and the state's leaves equal the transform's own.
+    7. With ``complex_params=True``, on complex copies of the floating
+       parameters (complex64; complex128 for float64) and complex gradients:
+       checks 1 to 3 again (updates of the gradient's complex dtype, state
+       stable, finite, jit); then, unless ``complex_laws=False``, two laws of
+       every rule built from ``g`` and ``|g|**2 = g * conj(g)``: rotating all
+       gradients and parameters by a phase ``e^{i theta}`` rotates the updates
+       by it, and on the real axis (zero imaginary parts) the updates are the
+       real rule's.
+
+    Parameters that are already complex run through checks 1 to 6 as given.
 
     Args:
       tx: the transform: any object with ``init`` and ``update``.
@@ -388,6 +556,11 @@ def check_transform(
       optax_chain: run the check inside ``optax.chain`` (default: when no
         ``extra_args`` are given).
       seed: the seed of the default gradients.
+      complex_params: also run check 7 (the transform supports complex
+        parameters; a rule without a complex form is checked with
+        :func:`check_refuses_complex` instead).
+      complex_laws: the two laws of check 7; switch them off for random
+        transforms (gradient noise), whose noise does not rotate.
 
     Returns:
       A :class:`CheckResult` with the gradients, updates and states of the runs.
@@ -458,4 +631,6 @@ def check_transform(
         _check_vmap(run, tx, grads_list, params, eager, jstep, rtol, atol)
     if chains:
         _check_chains(run, tx, grads_list, params, eager, rtol, atol, optax_chain)
+    if complex_params and _has_float_leaf(params):
+        _check_complex(run, tx, params, grads_list, eager[0], rtol, atol, complex_laws, jit=True)
     return CheckResult(grads_list, eager[0], eager[1], b_updates, b_state)

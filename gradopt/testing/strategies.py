@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["arrays", "float_dtypes", "gradients", "leaves", "trees"]
+__all__ = ["arrays", "complex_dtypes", "float_dtypes", "gradients", "leaves", "trees"]
 
 _KEYS = ("a", "b", "bias", "w", "layer_0", "z")
 
@@ -44,6 +44,20 @@ def float_dtypes(*, float64: bool | None = None) -> st.SearchStrategy:
         float64 = bool(jax.config.read("jax_enable_x64"))
     names = [jnp.float16, jnp.bfloat16, jnp.float32] + ([jnp.float64] if float64 else [])
     return st.sampled_from([jnp.dtype(d) for d in names])
+
+
+def complex_dtypes(*, complex128: bool | None = None) -> st.SearchStrategy:
+    """complex64 and, if ``complex128`` (default: when JAX runs with ``jax_enable_x64``),
+    complex128. Combine with :func:`float_dtypes` for mixed trees:
+    ``st.one_of(float_dtypes(), complex_dtypes())``."""
+    if complex128 is None:
+        complex128 = bool(jax.config.read("jax_enable_x64"))
+    names = [jnp.complex64] + ([jnp.complex128] if complex128 else [])
+    return st.sampled_from([jnp.dtype(d) for d in names])
+
+
+def _is_complex(dtype) -> bool:
+    return bool(jnp.issubdtype(dtype, jnp.complexfloating))
 
 
 def _elements(low: float, high: float) -> st.SearchStrategy:
@@ -60,10 +74,12 @@ def arrays(
     min_value: float = -10.0,
     max_value: float = 10.0,
 ) -> st.SearchStrategy:
-    """JAX arrays of a random (or the given) shape and float dtype.
+    """JAX arrays of a random (or the given) shape and float or complex dtype.
 
     Args:
       dtype: a dtype, a strategy of dtypes, or None for any of :func:`float_dtypes`.
+        A complex dtype (:func:`complex_dtypes`) gets independent real and
+        imaginary parts, each in ``[min_value, max_value]``.
       shape: a fixed shape; by default 0 to ``max_dims`` dimensions of 0 (if
         ``allow_empty``) to ``max_side`` elements, so 0-d and zero-size arrays occur.
       min_value, max_value: the range of the values (drawn in float32, then
@@ -81,8 +97,17 @@ def arrays(
         )
     else:
         shapes = st.just(tuple(shape))
-    values = hnp.arrays(np.float32, shapes, elements=_elements(min_value, max_value))
-    return st.tuples(values, dtypes).map(lambda vd: jnp.asarray(vd[0]).astype(vd[1]))
+    elements = _elements(min_value, max_value)
+    values = hnp.arrays(np.float32, shapes, elements=elements)
+
+    def build(vd):
+        x, d = vd
+        if not _is_complex(d):
+            return st.just(jnp.asarray(x).astype(d))
+        imag = hnp.arrays(np.float32, x.shape, elements=elements)
+        return imag.map(lambda y: jax.lax.complex(jnp.asarray(x), jnp.asarray(y)).astype(d))
+
+    return st.tuples(values, dtypes).flatmap(build)
 
 
 def leaves(
@@ -135,14 +160,17 @@ def gradients(draw, params, *, min_value: float = -10.0, max_value: float = 10.0
     """A gradient tree for ``params``: same structure, shapes and dtypes.
 
     A Python-float parameter gets a float32 0-d gradient (what ``jax.grad``
-    returns for it); ``None`` stays ``None``.
+    returns for it); ``None`` stays ``None``; a complex parameter gets a
+    complex gradient with independent real and imaginary parts.
     """
 
     def one(p):
         dtype = jnp.float32 if isinstance(p, float) else jnp.result_type(p)
-        values = draw(
-            hnp.arrays(np.float32, jnp.shape(p), elements=_elements(min_value, max_value))
-        )
-        return jnp.asarray(values).astype(dtype)
+        elements = _elements(min_value, max_value)
+        values = jnp.asarray(draw(hnp.arrays(np.float32, jnp.shape(p), elements=elements)))
+        if _is_complex(dtype):
+            imag = jnp.asarray(draw(hnp.arrays(np.float32, jnp.shape(p), elements=elements)))
+            return jax.lax.complex(values, imag).astype(dtype)
+        return values.astype(dtype)
 
     return jax.tree.map(one, params)

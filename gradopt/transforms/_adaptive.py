@@ -15,6 +15,10 @@ dtype instead of overflowing (a finite gradient above 1.8e19 in float32), and
 at that of their storage dtype when stored, so a huge but finite gradient never
 makes the state inf or the updates NaN, and the statistic decays back at its
 rate (``docs/guarantees.md``).
+
+Complex updates: every statistic here is one of ``|g|**2 = g * conj(g)`` (or
+``|g|``), real and stored in the parameter's real dtype; the outputs that divide
+``g`` by it are complex (``docs/complex.md``).
 """
 
 from __future__ import annotations
@@ -28,11 +32,15 @@ from gradopt.core._base import GradientTransformation
 from gradopt.core._checks import check_decay, check_dtype, check_eps, check_flag, check_scalar
 from gradopt.core._elementwise import Elementwise, elementwise, no_step
 from gradopt.core._numerics import (
+    abs_sq,
     cast,
     clamp,
+    div_real,
     full_like,
     hyper,
     increment,
+    is_complex,
+    mul_real,
     one_minus,
     one_minus_power,
     root_of_max,
@@ -64,6 +72,9 @@ def _moving_square(decay, x, m):
     result made it recompute the average in the parameter's loop, from a copy
     of the old state, one more array pass per leaf.)
     """
+    if is_complex(x.dtype):
+        x2 = abs_sq(x)
+        return _moving(decay, saturate(x2, x2.dtype), m)
     bound = root_of_max(x.dtype)
     x = clamp(x, bound)
     return _moving(decay, x * x, m)
@@ -81,13 +92,14 @@ class SumOfSquaresState(NamedTuple):
 
 def _sos_init(params, *, eps, initial_accumulator_value, eps_inside_sqrt):
     del eps, eps_inside_sqrt
-    return SumOfSquaresState(full_like(params, initial_accumulator_value))
+    return SumOfSquaresState(full_like(params, initial_accumulator_value, real=True))
 
 
 def _sos_leaf(x, fields, ctx, p, *, eps, initial_accumulator_value, eps_inside_sqrt):
     del ctx, p, initial_accumulator_value
-    s = saturate(fields["sum_of_squares"] + saturate(x * x, x.dtype), x.dtype)
-    return x / _root(s, eps, eps_inside_sqrt), {"sum_of_squares": s}
+    x2 = abs_sq(x)
+    s = saturate(fields["sum_of_squares"] + saturate(x2, x2.dtype), x2.dtype)
+    return div_real(x, _root(s, eps, eps_inside_sqrt)), {"sum_of_squares": s}
 
 
 _SOS = Elementwise(
@@ -149,9 +161,9 @@ class ScaleByRmsState(NamedTuple):
 def _rms_init(params, *, decay, eps, eps_inside_sqrt, centered, debias, amsgrad, dtype):
     del decay, eps, eps_inside_sqrt, debias
     return ScaleByRmsState(
-        nu=state_zeros(params, dtype),
+        nu=state_zeros(params, dtype, real=True),
         mean=state_zeros(params, dtype) if centered else None,
-        nu_max=state_zeros(params, dtype) if amsgrad else None,
+        nu_max=state_zeros(params, dtype, real=True) if amsgrad else None,
         count=zero_count(),
     )
 
@@ -170,26 +182,26 @@ def _rms_step(state, *, decay, eps, eps_inside_sqrt, centered, debias, amsgrad, 
 
 def _rms_denominator(x, fields, ctx, *, decay, eps, eps_inside_sqrt, centered, debias, amsgrad):
     """The new statistics and ``sqrt(nu_hat) + eps`` (or ``sqrt(nu_hat + eps)``)."""
-    nu = _moving_square(decay, x, fields["nu"])
+    nu = _moving_square(decay, x, fields["nu"])  # real, also for complex x
     new = {"nu": nu}
     second = nu
     if amsgrad:
         second = new["nu_max"] = jnp.maximum(nu, fields["nu_max"])
     if centered:
-        # the mean of g, clipped where g**2 saturates, so that mean**2 <= nu
-        bound = root_of_max(x.dtype)
+        # the mean of g, clipped where g**2 saturates, so that |mean|**2 <= nu
+        bound = root_of_max(nu.dtype)
         mean = new["mean"] = _moving(decay, clamp(x, bound), fields["mean"])
         if debias:
-            inverse = cast(ctx[0], x)
-            second, mean = saturate(second * inverse, x.dtype), mean * inverse
-        # nu - mean**2 >= 0 in exact arithmetic; clamp the rounding error.
-        variance = jnp.maximum(second - saturate(mean * mean, x.dtype), 0)
+            inverse = cast(ctx[0], nu)
+            second, mean = saturate(second * inverse, nu.dtype), mul_real(mean, inverse)
+        # nu - |mean|**2 >= 0 in exact arithmetic; clamp the rounding error.
+        variance = jnp.maximum(second - saturate(abs_sq(mean), nu.dtype), 0)
         return _root(variance, eps, eps_inside_sqrt), new
     if debias and eps_inside_sqrt:
-        return jnp.sqrt(saturate(second * cast(ctx[0], x), x.dtype) + hyper(eps, x)), new
+        return jnp.sqrt(saturate(second * cast(ctx[0], nu), nu.dtype) + hyper(eps, nu)), new
     if debias:
         # sqrt(nu / c) as sqrt(nu) * rsqrt(c): one root per element, no division.
-        return jnp.sqrt(second) * cast(ctx[1], x) + hyper(eps, x), new
+        return jnp.sqrt(second) * cast(ctx[1], nu) + hyper(eps, nu), new
     return _root(second, eps, eps_inside_sqrt), new
 
 
@@ -197,7 +209,7 @@ def _rms_leaf(x, fields, ctx, p, **hyper):
     del p
     hyper.pop("dtype")
     root, new = _rms_denominator(x, fields, ctx, **hyper)
-    return x / root, new
+    return div_real(x, root), new
 
 
 def _rms_root_leaf(x, fields, ctx, p, **hyper):
@@ -302,14 +314,16 @@ class AdadeltaState(NamedTuple):
 
 def _adadelta_init(params, *, rho, eps):
     del rho, eps
-    return AdadeltaState(grad_sq=state_zeros(params, None), delta_sq=state_zeros(params, None))
+    return AdadeltaState(
+        grad_sq=state_zeros(params, None, real=True), delta_sq=state_zeros(params, None, real=True)
+    )
 
 
 def _adadelta_leaf(x, fields, ctx, p, *, rho, eps):
     del ctx, p
-    e = hyper(eps, x)
-    grad_sq = _moving_square(rho, x, fields["grad_sq"])
-    dx = jnp.sqrt(fields["delta_sq"] + e) / jnp.sqrt(grad_sq + e) * x
+    grad_sq = _moving_square(rho, x, fields["grad_sq"])  # real, also for complex x
+    e = hyper(eps, grad_sq)
+    dx = mul_real(x, jnp.sqrt(fields["delta_sq"] + e) / jnp.sqrt(grad_sq + e))
     delta_sq = _moving_square(rho, dx, fields["delta_sq"])
     return dx, {"grad_sq": grad_sq, "delta_sq": delta_sq}
 
@@ -351,7 +365,7 @@ class MaxNormState(NamedTuple):
 
 def _max_init(params, *, decay, eps, eps_inside_max):
     del decay, eps, eps_inside_max
-    return MaxNormState(norm=state_zeros(params, None))
+    return MaxNormState(norm=state_zeros(params, None, real=True))
 
 
 def _max_denominator(x, fields, *, decay, eps, eps_inside_max):
@@ -365,7 +379,7 @@ def _max_denominator(x, fields, *, decay, eps, eps_inside_max):
 def _max_leaf(x, fields, ctx, p, **hyper):
     del ctx, p
     d, new = _max_denominator(x, fields, **hyper)
-    return x / d, new
+    return div_real(x, d), new
 
 
 def _max_root_leaf(x, fields, ctx, p, **hyper):

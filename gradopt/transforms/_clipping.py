@@ -10,6 +10,9 @@ return NaN for every entry of the leaf (``clip_by_norm``) or of the whole
 tree (``clip_by_global_norm``), so a bad step is never silently shrunk to a
 plausible-looking one. Wrap the optimizer in :func:`gradopt.skip_nonfinite`
 to drop such steps.
+
+Complex updates are clipped on their magnitude ``|u|`` and keep their phase:
+``clip`` limits each entry's modulus, the norms are ``sqrt(sum |u_i|**2)``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ import jax.numpy as jnp
 
 from gradopt.core._base import EmptyState, GradientTransformation, transform
 from gradopt.core._checks import check_scalar
-from gradopt.core._numerics import as_compute, hyper
+from gradopt.core._numerics import (
+    abs_sq,
+    as_compute,
+    complex_dtype,
+    hyper,
+    is_complex,
+    mul_real,
+    real_dtype,
+)
 
 
 def _empty_init(params, **hyper):
@@ -43,7 +54,10 @@ def _norm(leaves, dtype) -> jax.Array:
     inverse = 1 / scale
     total = jnp.zeros([], dtype)
     for x in leaves:
-        total = total + jnp.sum(jnp.square(x.astype(dtype) * inverse))
+        if is_complex(x.dtype):  # |x_i|**2, scaled like the real case
+            total = total + jnp.sum(abs_sq(mul_real(x.astype(complex_dtype(dtype)), inverse)))
+        else:
+            total = total + jnp.sum(jnp.square(x.astype(dtype) * inverse))
     return jnp.where(jnp.isfinite(m), scale * jnp.sqrt(total), m)
 
 
@@ -56,7 +70,8 @@ def global_norm(tree) -> jax.Array:
     finite norm (1e30 in float32 too). An empty tree has norm 0.
     """
     leaves = [as_compute(x) for x in jax.tree.leaves(tree)]
-    dtype = jnp.float64 if any(x.dtype == jnp.float64 for x in leaves) else jnp.float32
+    wide = any(real_dtype(x.dtype) == jnp.float64 for x in leaves)
+    dtype = jnp.float64 if wide else jnp.float32
     return _norm(leaves, dtype)
 
 
@@ -65,6 +80,12 @@ def _clip_update(updates, state, params=None, *, max_delta, **extra):
 
     def clip_leaf(u):
         c = as_compute(u)
+        if is_complex(c.dtype):  # the modulus is clipped, the phase kept
+            a = jnp.abs(c)
+            bound = hyper(max_delta, a)
+            over = a > bound
+            factor = jnp.where(over, bound / jnp.where(over, a, jnp.ones_like(a)), 1)
+            return mul_real(c, factor.astype(a.dtype)).astype(u.dtype)
         bound = hyper(max_delta, c)
         return jnp.clip(c, -bound, bound).astype(u.dtype)
 
@@ -75,7 +96,9 @@ def clip(max_delta) -> GradientTransformation:
     """Clip every coordinate of the updates to ``[-max_delta, max_delta]``.
 
     ``u_i <- min(max(u_i, -max_delta), max_delta)``. Unlike the norm variants,
-    this changes the direction of the update.
+    this changes the direction of the update. A complex entry has its modulus
+    clipped and keeps its phase: ``u_i <- u_i * min(1, max_delta / |u_i|)``
+    (an entry with an infinite part becomes NaN).
 
     Args:
       max_delta: the bound, a non-negative number or scalar array (traced
@@ -114,8 +137,8 @@ def _clip_by_norm_update(updates, state, params=None, *, max_norm, **extra):
 
     def clip_leaf(u):
         c = as_compute(u)
-        factor = _shrink_factor(_norm([c], c.dtype), max_norm)
-        return (c * factor).astype(u.dtype)
+        factor = _shrink_factor(_norm([c], real_dtype(c.dtype)), max_norm)
+        return mul_real(c, factor).astype(u.dtype)
 
     return jax.tree.map(clip_leaf, updates), state
 
@@ -156,7 +179,7 @@ def _clip_by_global_norm_update(updates, state, params=None, *, max_norm, **extr
 
     def scale_leaf(u):
         c = as_compute(u)
-        return (c * factor.astype(c.dtype)).astype(u.dtype)
+        return mul_real(c, factor.astype(real_dtype(c.dtype))).astype(u.dtype)
 
     return jax.tree.map(scale_leaf, updates), state
 

@@ -16,6 +16,7 @@ from gradopt.core._base import GradientTransformation
 from gradopt.core._checks import check_decay, check_dtype, check_scalar
 from gradopt.core._elementwise import Elementwise, elementwise, no_step
 from gradopt.core._numerics import (
+    abs_sq,
     cast,
     hyper,
     increment,
@@ -45,6 +46,11 @@ def _ema_init(params, *, decay, dtype):
     return EmaState(ema=state_zeros(params, dtype))
 
 
+def _ema_sq_init(params, *, decay, dtype):
+    del decay
+    return EmaState(ema=state_zeros(params, dtype, real=True))
+
+
 def _ema_leaf(x, fields, ctx, p, *, decay, dtype):
     del ctx, p, dtype
     m = hyper(decay, x) * fields["ema"] + one_minus(decay, x) * x
@@ -53,13 +59,14 @@ def _ema_leaf(x, fields, ctx, p, *, decay, dtype):
 
 def _ema_sq_leaf(x, fields, ctx, p, *, decay, dtype):
     del ctx, p, dtype
-    v = hyper(decay, x) * fields["ema"] + one_minus(decay, x) * saturate(x * x, x.dtype)
-    v = saturate(v, x.dtype)
+    x2 = abs_sq(x)  # x**2, or |x|**2 = x * conj(x) for complex x
+    v = hyper(decay, x2) * fields["ema"] + one_minus(decay, x2) * saturate(x2, x2.dtype)
+    v = saturate(v, x2.dtype)
     return v, {"ema": v}
 
 
 _EMA = Elementwise("gradopt.ema", _ema_init, no_step, _ema_leaf, ("ema",))
-_EMA_SQ = Elementwise("gradopt.ema_of_squares", _ema_init, no_step, _ema_sq_leaf, ("ema",))
+_EMA_SQ = Elementwise("gradopt.ema_of_squares", _ema_sq_init, no_step, _ema_sq_leaf, ("ema",))
 
 
 def ema(decay, *, dtype=None) -> GradientTransformation:
@@ -67,11 +74,14 @@ def ema(decay, *, dtype=None) -> GradientTransformation:
 
     Outputs ``m`` (not bias corrected; follow with :func:`bias_correction`).
     This is Adam's first moment; see :func:`gradopt.adam` for the full rule.
+    For complex updates ``m`` is complex.
 
     Args:
       decay: the decay rate in [0, 1) (Adam's ``b1``).
       dtype: storage dtype of ``m`` (None: each leaf's own dtype). Arithmetic
-        is done in float32 or wider whatever the storage.
+        is done in float32 or wider whatever the storage. For a complex leaf
+        it sets the precision of the complex storage (bfloat16 and float32:
+        complex64; float64: complex128).
 
     Returns:
       A gradient transformation with state :class:`EmaState`.
@@ -86,11 +96,12 @@ def ema_of_squares(decay, *, dtype=None) -> GradientTransformation:
 
     Outputs ``v``. Like every stage it reads only its input: to build ``v``
     from the gradient next to another statistic of it, put both in a
-    :func:`gradopt.branch`.
+    :func:`gradopt.branch`. For complex updates ``u**2`` is ``|u|**2 = u *
+    conj(u)`` and ``v`` is real, stored in the parameter's real dtype.
 
     Args:
       decay: the decay rate in [0, 1) (Adam's ``b2``).
-      dtype: storage dtype of ``v`` (None: each leaf's own dtype).
+      dtype: storage dtype of ``v`` (None: each leaf's own real dtype).
 
     Returns:
       A gradient transformation with state :class:`EmaState`.

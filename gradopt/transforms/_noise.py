@@ -9,7 +9,14 @@ import jax.numpy as jnp
 
 from gradopt.core._base import GradientTransformation, transform
 from gradopt.core._checks import check_scalar
-from gradopt.core._numerics import as_compute, hyper, increment, zero_count
+from gradopt.core._numerics import (
+    as_compute,
+    hyper,
+    increment,
+    mul_real,
+    real_dtype,
+    zero_count,
+)
 
 
 class AddNoiseState(NamedTuple):
@@ -36,9 +43,11 @@ def _noise_update(updates, state, params=None, *, eta, gamma, seed, **extra):
     noisy = []
     for leaf, key in zip(leaves, keys[1:], strict=True):
         c = as_compute(leaf)
-        t = state.count.astype(c.dtype)
-        variance = hyper(eta, c) / jnp.power(1 + t, hyper(gamma, c))
-        noise = jax.random.normal(key, c.shape, c.dtype) * jnp.sqrt(variance)
+        r = jnp.zeros([], real_dtype(c.dtype))
+        t = state.count.astype(r.dtype)
+        variance = hyper(eta, r) / jnp.power(1 + t, hyper(gamma, r))
+        # complex leaves: circular complex noise, E|n|**2 = variance
+        noise = mul_real(jax.random.normal(key, c.shape, c.dtype), jnp.sqrt(variance))
         noisy.append((c + noise).astype(leaf.dtype))
     new_state = AddNoiseState(count=increment(state.count), key=keys[0])
     return jax.tree.unflatten(treedef, noisy), new_state
@@ -51,7 +60,9 @@ def add_gradient_noise(eta=0.01, gamma=0.55, seed: int = 0) -> GradientTransform
 
         g_t <- g_t + N(0, sigma_t^2),    sigma_t^2 = eta / (1 + t)^gamma
 
-    with independent noise for every entry of every leaf. Place it on the raw
+    with independent noise for every entry of every leaf. A complex entry gets
+    circularly symmetric complex noise of the same variance ``E|n|^2 =
+    sigma_t^2`` (real and imaginary parts each of variance ``sigma_t^2 / 2``). Place it on the raw
     gradient, before the optimizer (``chain(add_gradient_noise(0.3), adam(1e-3))``),
     as in the paper.
 
