@@ -4,6 +4,7 @@ from gradopt import data, schedules
 from gradopt.core._base import Bound, EmptyState, GradientTransformation, apply_updates
 from gradopt.core._chain import branch, chain, divide, identity, named_chain, quotient
 from gradopt.optimizers._adam import adam, adamax, adamw, amsgrad, nadam
+from gradopt.optimizers._muon import muon
 from gradopt.optimizers._sgd import adadelta, adagrad, rmsprop, sgd
 from gradopt.training._early_stopping import EarlyStopping
 from gradopt.transforms._accumulate import AccumulateState, accumulate
@@ -46,8 +47,10 @@ from gradopt.transforms._momentum import (
     trace,
 )
 from gradopt.transforms._noise import AddNoiseState, add_gradient_noise
+from gradopt.transforms._orthogonalize import newton_schulz, orthogonalize, scale_by_shape
 from gradopt.transforms._packed import PackedState, packed
 from gradopt.transforms._packed_params import pack_params
+from gradopt.transforms._partition import partition
 from gradopt.transforms._plateau import ReduceOnPlateauState, reduce_on_plateau
 from gradopt.transforms._scale import ScaleByScheduleState, scale, scale_by_learning_rate
 from gradopt.transforms._weight_decay import add_decayed_weights
@@ -55,6 +58,11 @@ from gradopt.transforms._weight_decay import add_decayed_weights
 __version__ = "0.1.0"
 
 __all__ = [
+    "partition",
+    "scale_by_shape",
+    "orthogonalize",
+    "newton_schulz",
+    "muon",
     "AccumulateState",
     "AdadeltaState",
     "AddNoiseState",

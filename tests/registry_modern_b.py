@@ -1,0 +1,101 @@
+"""Registry entries of issue 17, part B: Muon, Adafactor, schedule-free, Lookahead,
+Prodigy, D-Adaptation, SAM, SM3, and their primitives."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+import gradopt
+from tests.registry import DECAY, NONNEGATIVE, POSITIVE, Convergence, Entry
+
+LR_SWEEP = (0.01, 0.1, 0.3)
+
+
+def _q(steps=300, then=None, **kwargs):
+    return Convergence(kwargs, steps, then)
+
+
+def _both(steps_q=300, steps_r=5000, **kwargs):
+    return {"quadratic": _q(steps_q, **kwargs), "rosenbrock": _q(steps_r, **kwargs)}
+
+
+def _partition_sgd_adam(learning_rate):
+    """``partition``: matrices by SGD, every other leaf by Adam."""
+    return gradopt.partition(
+        {"sgd": gradopt.sgd(learning_rate), "adam": gradopt.adam(learning_rate)}, _by_rank
+    )
+
+
+def _by_rank(params):
+    import jax
+
+    return jax.tree.map(lambda p: "sgd" if jnp.ndim(p) == 2 else "adam", params)
+
+
+def _decaying(count):
+    """A module-level schedule ``0.1 * 0.99**count``: Muon's fixed-size steps settle."""
+    return 0.1 * jnp.power(0.99, count.astype(jnp.float32))
+
+
+ENTRIES = [
+    # -- Muon and its primitives ---------------------------------------------
+    Entry(
+        "orthogonalize",
+        gradopt.orthogonalize,
+        sweepable={"eps": (1e-8, 1e-4, 1e-2)},
+        ranges={"eps": POSITIVE},
+        converges={"quadratic": _q(then=0.02)},
+    ),
+    Entry(
+        "orthogonalize-per_step",
+        gradopt.orthogonalize,
+        kwargs={"coeffs": ((3.4445, -4.7750, 2.0315), (1.5, -0.5, 0.0)), "steps": 2},
+    ),
+    Entry(
+        "scale_by_shape",
+        gradopt.scale_by_shape,
+        kwargs={"consistent_rms": 0.2},
+        sweepable={"consistent_rms": (0.1, 0.2, 1.0)},
+        ranges={"consistent_rms": NONNEGATIVE},
+    ),
+    Entry(
+        "partition",
+        _partition_sgd_adam,
+        kwargs={"learning_rate": 0.05},
+        sweepable={"learning_rate": LR_SWEEP},
+        converges={"quadratic": _q(learning_rate=0.05)},
+    ),
+    Entry(
+        "muon",
+        gradopt.muon,
+        kwargs={"learning_rate": 0.02},
+        optimizer=True,
+        needs_params=False,
+        sweepable={"learning_rate": LR_SWEEP, "beta": (0.5, 0.9, 0.95)},
+        ranges={
+            "learning_rate": NONNEGATIVE,
+            "beta": DECAY,
+            "eps": POSITIVE,
+            "weight_decay": NONNEGATIVE,
+            "adam_b1": DECAY,
+            "adam_b2": DECAY,
+            "adam_weight_decay": NONNEGATIVE,
+            "adam_learning_rate": NONNEGATIVE,
+            "consistent_rms": NONNEGATIVE,
+        },
+        flags=("nesterov",),
+        callable_ok=("learning_rate", "adam_learning_rate"),
+        converges={
+            "quadratic": _q(600, learning_rate=_decaying),
+            "rosenbrock": _q(5000, learning_rate=0.02),
+        },
+    ),
+    Entry(
+        "muon-weight_decay",
+        gradopt.muon,
+        kwargs={"learning_rate": 0.02, "weight_decay": 0.1, "adam_weight_decay": 0.1},
+        needs_params=True,
+    ),
+]
+
+NOT_TRANSFORMS = {"newton_schulz"}
