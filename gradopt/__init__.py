@@ -3,6 +3,7 @@
 from gradopt import data, schedules
 from gradopt.core._base import Bound, EmptyState, GradientTransformation, apply_updates
 from gradopt.core._chain import branch, chain, divide, identity, named_chain, quotient
+from gradopt.optimizers._adafactor import adafactor
 from gradopt.optimizers._adam import adam, adamax, adamw, amsgrad, nadam
 from gradopt.optimizers._muon import muon
 from gradopt.optimizers._sgd import adadelta, adagrad, rmsprop, sgd
@@ -21,6 +22,12 @@ from gradopt.transforms._adaptive import (
     scale_by_sum_of_squares,
 )
 from gradopt.transforms._clipping import clip, clip_by_global_norm, clip_by_norm, global_norm
+from gradopt.transforms._factored import (
+    FactoredRmsState,
+    clip_by_block_rms,
+    scale_by_factored_rms,
+    scale_by_param_block_rms,
+)
 from gradopt.transforms._guards import (
     NonFiniteError,
     SkipNonfiniteState,
@@ -58,6 +65,11 @@ from gradopt.transforms._weight_decay import add_decayed_weights
 __version__ = "0.1.0"
 
 __all__ = [
+    "scale_by_param_block_rms",
+    "scale_by_factored_rms",
+    "clip_by_block_rms",
+    "FactoredRmsState",
+    "adafactor",
     "partition",
     "scale_by_shape",
     "orthogonalize",

@@ -98,4 +98,75 @@ ENTRIES = [
     ),
 ]
 
+ENTRIES += [
+    # -- Adafactor and its primitives ----------------------------------------
+    Entry(
+        "scale_by_factored_rms",
+        gradopt.scale_by_factored_rms,
+        kwargs={"min_dim_size_to_factor": 1},
+        sweepable={"decay_rate": (0.5, 0.8, 1.0)},
+        ranges={"decay_rate": NONNEGATIVE, "step_offset": NONNEGATIVE, "eps": POSITIVE},
+        flags=("factored",),
+    ),
+    Entry(
+        "clip_by_block_rms",
+        gradopt.clip_by_block_rms,
+        kwargs={"threshold": 1.0},
+        sweepable={"threshold": (0.1, 0.5, 1.0)},
+        ranges={"threshold": POSITIVE},
+    ),
+    Entry(
+        "scale_by_param_block_rms",
+        gradopt.scale_by_param_block_rms,
+        needs_params=True,
+        sweepable={"min_scale": (0.1, 1.0, 10.0)},
+        ranges={"min_scale": NONNEGATIVE},
+    ),
+    Entry(
+        "adafactor",
+        gradopt.adafactor,
+        kwargs={"learning_rate": 0.1},
+        optimizer=True,
+        static_args=("min_dim_size_to_factor",),
+        needs_params=True,
+        sweepable={"learning_rate": LR_SWEEP, "decay_rate": (0.5, 0.8, 1.0)},
+        ranges={
+            "learning_rate": NONNEGATIVE,
+            "decay_rate": NONNEGATIVE,
+            "decay_offset": NONNEGATIVE,
+            "clipping_threshold": POSITIVE,
+            "momentum": DECAY,
+            "weight_decay_rate": NONNEGATIVE,
+            "eps": POSITIVE,
+        },
+        flags=("multiply_by_parameter_scale", "factored"),
+        callable_ok=("learning_rate",),
+        converges={
+            "quadratic": _q(600, learning_rate=_decaying, multiply_by_parameter_scale=False)
+        },
+    ),
+    Entry(
+        "adafactor-factored",
+        gradopt.adafactor,
+        kwargs={"learning_rate": 0.1, "min_dim_size_to_factor": 1},
+        needs_params=True,
+        sweepable={"learning_rate": LR_SWEEP},
+        converges={
+            "quadratic": _q(
+                600,
+                learning_rate=_decaying,
+                multiply_by_parameter_scale=False,
+                min_dim_size_to_factor=1,
+            )
+        },
+    ),
+    Entry(
+        "adafactor-momentum-weight_decay",
+        gradopt.adafactor,
+        kwargs={"momentum": 0.9, "weight_decay_rate": 1e-3, "min_dim_size_to_factor": 1},
+        needs_params=True,
+        sweepable={"momentum": (0.0, 0.5, 0.9)},
+    ),
+]
+
 NOT_TRANSFORMS = {"newton_schulz"}

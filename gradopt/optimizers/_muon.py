@@ -132,7 +132,7 @@ def muon(
       >>> updates, state = opt.update(grads, state, params)
       >>> bool(jnp.allclose(updates["w"][:2], -0.02 * jnp.eye(2), rtol=0.3))
       True
-      >>> updates["b"]  # Nesterov AdamW's first step: -learning_rate * (1 + b1 / (1 + b1)) * sign(g)
+      >>> updates["b"]  # Nesterov AdamW: -learning_rate * (1 + b1 / (1 + b1)) * sign(g)
       Array([-0.0294..., -0.0294...], dtype=float32)
 
     Note:
