@@ -6,6 +6,7 @@ from gradopt.core._chain import branch, chain, divide, identity, named_chain, qu
 from gradopt.optimizers._adafactor import adafactor
 from gradopt.optimizers._adam import adam, adamax, adamw, amsgrad, nadam
 from gradopt.optimizers._muon import muon
+from gradopt.optimizers._schedule_free import schedule_free_adamw, schedule_free_sgd
 from gradopt.optimizers._sgd import adadelta, adagrad, rmsprop, sgd
 from gradopt.training._early_stopping import EarlyStopping
 from gradopt.transforms._accumulate import AccumulateState, accumulate
@@ -60,11 +61,21 @@ from gradopt.transforms._packed_params import pack_params
 from gradopt.transforms._partition import partition
 from gradopt.transforms._plateau import ReduceOnPlateauState, reduce_on_plateau
 from gradopt.transforms._scale import ScaleByScheduleState, scale, scale_by_learning_rate
+from gradopt.transforms._schedule_free import (
+    ScheduleFreeState,
+    schedule_free,
+    schedule_free_eval_params,
+)
 from gradopt.transforms._weight_decay import add_decayed_weights
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "schedule_free_eval_params",
+    "schedule_free",
+    "ScheduleFreeState",
+    "schedule_free_sgd",
+    "schedule_free_adamw",
     "scale_by_param_block_rms",
     "scale_by_factored_rms",
     "clip_by_block_rms",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 import gradopt
-from tests.registry import DECAY, NONNEGATIVE, POSITIVE, Convergence, Entry
+from tests.registry import DECAY, NONNEGATIVE, POSITIVE, Convergence, Entry, Range
 
 LR_SWEEP = (0.01, 0.1, 0.3)
 
@@ -169,4 +169,53 @@ ENTRIES += [
     ),
 ]
 
-NOT_TRANSFORMS = {"newton_schulz"}
+SF_RANGES = {
+    "learning_rate": NONNEGATIVE,
+    "b1": Range(0.0, 1.0, low_open=True, high_open=True),
+    "weight_lr_power": NONNEGATIVE,
+}
+
+ENTRIES += [
+    # -- schedule-free -------------------------------------------------------
+    Entry(
+        "schedule_free",
+        gradopt.schedule_free,
+        kwargs={"base_optimizer": gradopt.sgd(0.1), "learning_rate": 0.1},
+        needs_params=True,
+        sweepable={"b1": (0.5, 0.8, 0.9)},
+        ranges=SF_RANGES,
+        callable_ok=("learning_rate",),
+        converges={"quadratic": _q(base_optimizer=gradopt.sgd(0.1), learning_rate=0.1)},
+    ),
+    Entry(
+        "schedule_free_sgd",
+        gradopt.schedule_free_sgd,
+        kwargs={"learning_rate": 0.1},
+        optimizer=True,
+        needs_params=True,
+        sweepable={"learning_rate": LR_SWEEP, "b1": (0.5, 0.8, 0.9)},
+        ranges={**SF_RANGES, "weight_decay": NONNEGATIVE},
+        callable_ok=("learning_rate",),
+        converges={"quadratic": _q(learning_rate=0.1)},
+    ),
+    Entry(
+        "schedule_free_sgd-warmup-weight_decay",
+        gradopt.schedule_free_sgd,
+        kwargs={"learning_rate": 0.1, "warmup_steps": 5, "weight_decay": 1e-3},
+        needs_params=True,
+        sweepable={"learning_rate": LR_SWEEP},
+    ),
+    Entry(
+        "schedule_free_adamw",
+        gradopt.schedule_free_adamw,
+        kwargs={"learning_rate": 0.05},
+        optimizer=True,
+        needs_params=True,
+        sweepable={"learning_rate": LR_SWEEP, "b2": (0.5, 0.9, 0.999)},
+        ranges={**SF_RANGES, "b2": DECAY, "eps": POSITIVE, "weight_decay": NONNEGATIVE},
+        callable_ok=("learning_rate",),
+        converges=_both(3000, 9000, learning_rate=0.02),
+    ),
+]
+
+NOT_TRANSFORMS = {"newton_schulz", "schedule_free_eval_params"}
