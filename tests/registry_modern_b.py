@@ -214,7 +214,7 @@ ENTRIES += [
         sweepable={"learning_rate": LR_SWEEP, "b2": (0.5, 0.9, 0.999)},
         ranges={**SF_RANGES, "b2": DECAY, "eps": POSITIVE, "weight_decay": NONNEGATIVE},
         callable_ok=("learning_rate",),
-        converges=_both(3000, 9000, learning_rate=0.02),
+        converges={"quadratic": _q(3000, learning_rate=0.02)},
     ),
 ]
 
