@@ -218,4 +218,24 @@ ENTRIES += [
     ),
 ]
 
-NOT_TRANSFORMS = {"newton_schulz", "schedule_free_eval_params"}
+ENTRIES += [
+    # -- Lookahead -----------------------------------------------------------
+    Entry(
+        "lookahead",
+        gradopt.lookahead,
+        kwargs={"fast_optimizer": gradopt.adam(0.05), "sync_period": 2},
+        needs_params=True,
+        sweepable={"slow_step_size": (0.2, 0.5, 0.8)},
+        ranges={"slow_step_size": Range(0.0, 1.0)},
+        flags=("reset_state",),
+        converges={"quadratic": _q(fast_optimizer=gradopt.adam(0.05), sync_period=5)},
+    ),
+    Entry(
+        "lookahead-reset_state",
+        gradopt.lookahead,
+        kwargs={"fast_optimizer": gradopt.sgd(0.05, momentum=0.9), "reset_state": True},
+        needs_params=True,
+    ),
+]
+
+NOT_TRANSFORMS = {"newton_schulz", "schedule_free_eval_params", "lookahead_slow_params"}
