@@ -5,6 +5,7 @@ from gradopt.core._base import Bound, EmptyState, GradientTransformation, apply_
 from gradopt.core._chain import branch, chain, divide, identity, named_chain, quotient
 from gradopt.optimizers._adafactor import adafactor
 from gradopt.optimizers._adam import adam, adamax, adamw, amsgrad, nadam
+from gradopt.optimizers._dadapt import DAdaptAdamWState, ProdigyState, dadapt_adamw, prodigy
 from gradopt.optimizers._lookahead import LookaheadState, lookahead, lookahead_slow_params
 from gradopt.optimizers._muon import muon
 from gradopt.optimizers._schedule_free import schedule_free_adamw, schedule_free_sgd
@@ -72,6 +73,10 @@ from gradopt.transforms._weight_decay import add_decayed_weights
 __version__ = "0.1.0"
 
 __all__ = [
+    "prodigy",
+    "dadapt_adamw",
+    "ProdigyState",
+    "DAdaptAdamWState",
     "lookahead_slow_params",
     "lookahead",
     "LookaheadState",

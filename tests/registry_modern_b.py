@@ -238,4 +238,47 @@ ENTRIES += [
     ),
 ]
 
+ENTRIES += [
+    # -- learning-rate-free Adam ---------------------------------------------
+    Entry(
+        "prodigy",
+        gradopt.prodigy,
+        optimizer=True,
+        needs_params=True,
+        sweepable={"learning_rate": (0.5, 1.0, 2.0), "estim_lr0": (1e-6, 1e-4, 1e-2)},
+        ranges={
+            "learning_rate": NONNEGATIVE,
+            "beta3": DECAY,
+            "eps": POSITIVE,
+            "estim_lr0": POSITIVE,
+            "estim_lr_coef": NONNEGATIVE,
+            "weight_decay": NONNEGATIVE,
+        },
+        flags=("safeguard_warmup",),
+        callable_ok=("learning_rate",),
+        converges={"quadratic": _q(1000)},
+    ),
+    Entry(
+        "prodigy-safeguard_warmup-weight_decay",
+        gradopt.prodigy,
+        kwargs={"safeguard_warmup": True, "weight_decay": 1e-2, "betas": (0.8, 0.99)},
+        needs_params=True,
+    ),
+    Entry(
+        "dadapt_adamw",
+        gradopt.dadapt_adamw,
+        optimizer=True,
+        needs_params=True,
+        sweepable={"learning_rate": (0.5, 1.0, 2.0), "estim_lr0": (1e-6, 1e-4, 1e-2)},
+        ranges={
+            "learning_rate": NONNEGATIVE,
+            "eps": POSITIVE,
+            "estim_lr0": POSITIVE,
+            "weight_decay": NONNEGATIVE,
+        },
+        callable_ok=("learning_rate",),
+        converges={"quadratic": _q(1000)},
+    ),
+]
+
 NOT_TRANSFORMS = {"newton_schulz", "schedule_free_eval_params", "lookahead_slow_params"}
