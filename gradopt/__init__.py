@@ -8,6 +8,7 @@ from gradopt.optimizers._adam import adam, adamax, adamw, amsgrad, nadam
 from gradopt.optimizers._dadapt import DAdaptAdamWState, ProdigyState, dadapt_adamw, prodigy
 from gradopt.optimizers._lookahead import LookaheadState, lookahead, lookahead_slow_params
 from gradopt.optimizers._muon import muon
+from gradopt.optimizers._sam import SAMState, sam
 from gradopt.optimizers._schedule_free import schedule_free_adamw, schedule_free_sgd
 from gradopt.optimizers._sgd import adadelta, adagrad, rmsprop, sgd
 from gradopt.training._early_stopping import EarlyStopping
@@ -24,6 +25,7 @@ from gradopt.transforms._adaptive import (
     scale_by_rms,
     scale_by_sum_of_squares,
 )
+from gradopt.transforms._ascent import normalize_by_global_norm, sam_ascent
 from gradopt.transforms._clipping import clip, clip_by_global_norm, clip_by_norm, global_norm
 from gradopt.transforms._factored import (
     FactoredRmsState,
@@ -73,6 +75,10 @@ from gradopt.transforms._weight_decay import add_decayed_weights
 __version__ = "0.1.0"
 
 __all__ = [
+    "sam_ascent",
+    "normalize_by_global_norm",
+    "sam",
+    "SAMState",
     "prodigy",
     "dadapt_adamw",
     "ProdigyState",

@@ -281,4 +281,37 @@ ENTRIES += [
     ),
 ]
 
+ENTRIES += [
+    # -- SAM -----------------------------------------------------------------
+    Entry("normalize_by_global_norm", gradopt.normalize_by_global_norm),
+    Entry(
+        "sam_ascent",
+        gradopt.sam_ascent,
+        kwargs={"rho": 0.05},
+        sweepable={"rho": (0.01, 0.05, 0.5)},
+        ranges={"rho": NONNEGATIVE},
+    ),
+    Entry(
+        "sam",
+        gradopt.sam,
+        kwargs={"optimizer": gradopt.sgd(0.05)},
+        needs_params=True,
+        flags=("reset_state", "opaque_mode"),
+        # the normalised ascent keeps |e| = rho at the minimum: SAM settles within ~rho
+        converges={
+            "quadratic": _q(
+                600,
+                optimizer=gradopt.sgd(0.05),
+                adv_optimizer=gradopt.chain(gradopt.normalize_by_global_norm(), gradopt.sgd(0.01)),
+            )
+        },
+    ),
+    Entry(
+        "sam-adam-keep_state",
+        gradopt.sam,
+        kwargs={"optimizer": gradopt.adam(0.05), "reset_state": False},
+        needs_params=True,
+    ),
+]
+
 NOT_TRANSFORMS = {"newton_schulz", "schedule_free_eval_params", "lookahead_slow_params"}
