@@ -11,6 +11,7 @@ from gradopt.optimizers._muon import muon
 from gradopt.optimizers._sam import SAMState, sam
 from gradopt.optimizers._schedule_free import schedule_free_adamw, schedule_free_sgd
 from gradopt.optimizers._sgd import adadelta, adagrad, rmsprop, sgd
+from gradopt.optimizers._sm3 import sm3
 from gradopt.training._early_stopping import EarlyStopping
 from gradopt.transforms._accumulate import AccumulateState, accumulate
 from gradopt.transforms._adaptive import (
@@ -70,11 +71,15 @@ from gradopt.transforms._schedule_free import (
     schedule_free,
     schedule_free_eval_params,
 )
+from gradopt.transforms._sm3 import ScaleBySM3State, scale_by_sm3
 from gradopt.transforms._weight_decay import add_decayed_weights
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "scale_by_sm3",
+    "ScaleBySM3State",
+    "sm3",
     "sam_ascent",
     "normalize_by_global_norm",
     "sam",

@@ -314,4 +314,25 @@ ENTRIES += [
     ),
 ]
 
+ENTRIES += [
+    # -- SM3 -----------------------------------------------------------------
+    Entry(
+        "scale_by_sm3",
+        gradopt.scale_by_sm3,
+        sweepable={"b1": (0.0, 0.5, 0.9), "b2": (0.5, 0.9, 1.0)},
+        ranges={"b1": DECAY, "b2": Range(0.0, 1.0), "eps": POSITIVE},
+        converges={"quadratic": _q(then=0.5)},
+    ),
+    Entry(
+        "sm3",
+        gradopt.sm3,
+        kwargs={"learning_rate": 0.1},
+        optimizer=True,
+        sweepable={"learning_rate": LR_SWEEP, "momentum": (0.0, 0.5, 0.9)},
+        ranges={"learning_rate": NONNEGATIVE, "momentum": DECAY},
+        callable_ok=("learning_rate",),
+        converges={"quadratic": _q(learning_rate=0.5)},
+    ),
+]
+
 NOT_TRANSFORMS = {"newton_schulz", "schedule_free_eval_params", "lookahead_slow_params"}

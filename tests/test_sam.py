@@ -53,8 +53,8 @@ def test_opaque_mode_equals_optax():
         return f(p)
 
     got = run(gradopt.sam(gradopt.sgd(0.02, momentum=0.9), opaque_mode=True), False)
-    want = run(optax.contrib.sam(optax.sgd(0.02, momentum=0.9), optax.chain(optax.contrib.normalize(),
-                                 optax.sgd(0.05)), opaque_mode=True), True)  # fmt: skip
+    adv = optax.chain(optax.contrib.normalize(), optax.sgd(0.05))
+    want = run(optax.contrib.sam(optax.sgd(0.02, momentum=0.9), adv, opaque_mode=True), True)
     assert_same_trajectory(got, want)
 
 
