@@ -206,9 +206,12 @@ def prodigy(
       True
 
     Note:
-      How PyTorch, Keras and optax differ. optax.contrib.prodigy (the tests'
-      reference: equal trajectories) has these names and defaults and takes
-      ``safeguard_warmup`` positionally; it is a transcription of the authors'
+      How PyTorch, Keras and optax differ. optax.contrib.prodigy has these
+      names and defaults and takes ``safeguard_warmup`` positionally; its
+      trajectories agree with gradopt's to 1e-3, not 1e-5, because optax
+      computes ``1 - beta2**t`` in float32 (losing up to four digits for
+      ``beta2 = 0.999``) and ``d`` carries that error on, so the tests hold
+      gradopt to a NumPy float64 transcription of the rule (to 1e-5); it is a transcription of the authors'
       PyTorch ``prodigyopt.Prodigy`` (not part of torch.optim), which also has
       ``decouple`` and ``use_bias_correction`` switches (here: decoupled, with
       the bias correction). gradopt keeps ``d`` when every gradient so far was
@@ -332,9 +335,10 @@ def dadapt_adamw(
       needs ``params``.
 
     Note:
-      How PyTorch, Keras and optax differ. optax.contrib.dadapt_adamw (the
-      tests' reference: equal trajectories) has these names and defaults; it
-      transcribes the authors' PyTorch ``dadaptation.DAdaptAdam`` (not part of
+      How PyTorch, Keras and optax differ. optax.contrib.dadapt_adamw has
+      these names and defaults, and agrees to 1e-3 (float32 ``1 - beta2**t``
+      and ``1 - sqrt(beta2)`` in optax, as for :func:`prodigy`; the tests hold
+      gradopt to a NumPy transcription to 1e-5); it transcribes the authors' PyTorch ``dadaptation.DAdaptAdam`` (not part of
       torch.optim), whose ``decouple=True`` this is. gradopt keeps ``d`` while
       ``|s|_1 = 0`` (all gradients zero), where optax divides 0 by 0. Keras
       has no D-Adaptation.
