@@ -165,8 +165,8 @@ def prodigy(
     eps=1e-8,
     estim_lr0=1e-6,
     estim_lr_coef=1.0,
-    weight_decay=0.0,
     *,
+    weight_decay=0.0,
     safeguard_warmup: bool = False,
 ) -> GradientTransformation:
     r"""Prodigy (Mishchenko & Defazio, 2023): Adam with a learned step size ``D``.
@@ -189,7 +189,8 @@ def prodigy(
       eps: > 0, scaled by ``d``.
       estim_lr0: the initial estimate ``d_0`` > 0 (1e-6).
       estim_lr_coef: multiplies the estimate, >= 0 (1.0).
-      weight_decay: >= 0, decoupled, scaled by ``d_lr``.
+      weight_decay: >= 0, decoupled, scaled by ``d_lr``. Keyword only (as every
+        gradopt weight decay).
       safeguard_warmup: see above. Keyword only.
 
     Returns:
@@ -206,16 +207,15 @@ def prodigy(
       True
 
     Note:
-      How PyTorch, Keras and optax differ. optax.contrib.prodigy has these
-      names and defaults and takes ``safeguard_warmup`` positionally; its
-      trajectories agree with gradopt's to 1e-3, not 1e-5, because optax
-      computes ``1 - beta2**t`` in float32 (losing up to four digits for
-      ``beta2 = 0.999``) and ``d`` carries that error on, so the tests hold
-      gradopt to a NumPy float64 transcription of the rule (to 1e-5); it is a transcription of the authors'
-      PyTorch ``prodigyopt.Prodigy`` (not part of torch.optim), which also has
-      ``decouple`` and ``use_bias_correction`` switches (here: decoupled, with
-      the bias correction). gradopt keeps ``d`` when every gradient so far was
-      zero (``|s|_1 = 0``), where optax divides 0 by 0. Keras has no Prodigy.
+      How PyTorch, Keras and optax differ. optax.contrib.prodigy has these names and
+      defaults and takes ``safeguard_warmup`` positionally; its trajectories agree with
+      gradopt's to 1e-3, not 1e-5, because optax computes ``1 - beta2**t`` in float32
+      (losing up to four digits for ``beta2 = 0.999``) and ``d`` carries that error on, so
+      the tests hold gradopt to a NumPy float64 transcription of the rule (to 1e-5). optax
+      transcribes the authors' PyTorch ``prodigyopt.Prodigy`` (not part of torch.optim),
+      which also has ``decouple`` and ``use_bias_correction`` switches (here: decoupled,
+      with the bias correction). gradopt keeps ``d`` when every gradient so far was zero
+      (``|s|_1 = 0``), where optax divides 0 by 0. Keras has no Prodigy.
 
     References:
       Mishchenko & Defazio, Prodigy: An expeditiously adaptive parameter-free
@@ -310,7 +310,7 @@ def _dadapt_update(
 
 
 def dadapt_adamw(
-    learning_rate=1.0, betas=(0.9, 0.999), eps=1e-8, estim_lr0=1e-6, weight_decay=0.0
+    learning_rate=1.0, betas=(0.9, 0.999), eps=1e-8, estim_lr0=1e-6, *, weight_decay=0.0
 ) -> GradientTransformation:
     r"""D-Adaptation for AdamW (Defazio & Mishchenko, 2023).
 
@@ -328,20 +328,19 @@ def dadapt_adamw(
       betas: ``(beta1, beta2)``, each in [0, 1).
       eps: > 0.
       estim_lr0: the initial estimate ``d_0`` > 0 (1e-6).
-      weight_decay: >= 0, decoupled, scaled by ``d_lr``.
+      weight_decay: >= 0, decoupled, scaled by ``d_lr``. Keyword only.
 
     Returns:
       A gradient transformation with state :class:`DAdaptAdamWState`; ``update``
       needs ``params``.
 
     Note:
-      How PyTorch, Keras and optax differ. optax.contrib.dadapt_adamw has
-      these names and defaults, and agrees to 1e-3 (float32 ``1 - beta2**t``
-      and ``1 - sqrt(beta2)`` in optax, as for :func:`prodigy`; the tests hold
-      gradopt to a NumPy transcription to 1e-5); it transcribes the authors' PyTorch ``dadaptation.DAdaptAdam`` (not part of
-      torch.optim), whose ``decouple=True`` this is. gradopt keeps ``d`` while
-      ``|s|_1 = 0`` (all gradients zero), where optax divides 0 by 0. Keras
-      has no D-Adaptation.
+      How PyTorch, Keras and optax differ. optax.contrib.dadapt_adamw has these names and
+      defaults, and agrees to 1e-3 (float32 ``1 - beta2**t`` and ``1 - sqrt(beta2)`` in
+      optax, as for :func:`prodigy`; the tests hold gradopt to a NumPy transcription to
+      1e-5); it transcribes the authors' PyTorch ``dadaptation.DAdaptAdam`` (not part of
+      torch.optim), whose ``decouple=True`` this is. gradopt keeps ``d`` while ``|s|_1 = 0``
+      (all gradients zero), where optax divides 0 by 0. Keras has no D-Adaptation.
 
     References:
       Defazio & Mishchenko, Learning-rate-free learning by D-Adaptation, ICML

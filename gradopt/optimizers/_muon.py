@@ -69,10 +69,10 @@ def muon(
     ns_steps: int = 5,
     beta=0.95,
     eps=1e-8,
+    *,
     weight_decay=0.0,
     weight_decay_mask=None,
     mu_dtype=None,
-    *,
     nesterov: bool = True,
     adam_b1=0.9,
     adam_b2=0.999,
@@ -104,7 +104,9 @@ def muon(
       ns_steps: the number of Newton--Schulz steps (a Python int, 5).
       beta: the momentum's decay rate, in [0, 1).
       eps: > 0, added to the Frobenius norm and to AdamW's denominator.
-      weight_decay: decoupled decay of the Muon matrices, >= 0.
+      weight_decay: decoupled decay of the Muon matrices, >= 0. Keyword only, as
+        every gradopt weight decay, and so are the arguments after it (optax
+        takes them positionally).
       weight_decay_mask: which Muon matrices to decay: a tree of bools like
         the parameters, or a callable that receives the tree of Muon leaves
         (None elsewhere) and returns such a tree.

@@ -47,6 +47,7 @@ def schedule_free_sgd(
     learning_rate=1.0,
     warmup_steps=None,
     b1=0.9,
+    *,
     weight_decay=None,
     weight_lr_power=2.0,
     state_dtype=None,
@@ -69,7 +70,8 @@ def schedule_free_sgd(
         ``warmup_steps`` is None.
       warmup_steps: None or the length of the linear warm-up (a positive int).
       b1: the interpolation ``beta`` in (0, 1).
-      weight_decay: None or >= 0, evaluated at ``y``.
+      weight_decay: None or >= 0, evaluated at ``y``. Keyword only (as every
+        gradopt weight decay), and so are the arguments after it.
       weight_lr_power: ``p`` >= 0 of the averaging weights.
       state_dtype: storage dtype of ``z``.
 
@@ -119,6 +121,7 @@ def schedule_free_adamw(
     b1=0.9,
     b2=0.999,
     eps=1e-8,
+    *,
     weight_decay=0.0,
     weight_lr_power=2.0,
     state_dtype=None,
@@ -137,7 +140,8 @@ def schedule_free_adamw(
       b1: the interpolation ``beta`` in (0, 1).
       b2: the second moment's decay rate, in [0, 1).
       eps: > 0, outside the square root.
-      weight_decay: decoupled decay >= 0, evaluated at ``y``.
+      weight_decay: decoupled decay >= 0, evaluated at ``y``. Keyword only, and
+        so are the arguments after it.
       weight_lr_power: ``p`` >= 0 of the averaging weights.
       state_dtype: storage dtype of ``z``.
 

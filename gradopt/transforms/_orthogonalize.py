@@ -37,8 +37,8 @@ def per_step_coeffs(where: str, coeffs, steps):
     traces integer hyperparameters too) keeps the single triple and runs a
     ``fori_loop``.
     """
-    if not isinstance(steps, (int, bool)) and concrete_value(steps) is not None:
-        value = concrete_value(steps)
+    value = None if isinstance(steps, (int, bool)) else concrete_value(steps)
+    if value is not None:
         if value == int(value) and jnp.issubdtype(jnp.result_type(steps), jnp.integer):
             steps = int(value)  # a concrete integer array
     traced = isinstance(steps, jax.core.Tracer) and jnp.issubdtype(
