@@ -3,8 +3,15 @@
 from gradopt import data, schedules
 from gradopt.core._base import Bound, EmptyState, GradientTransformation, apply_updates
 from gradopt.core._chain import branch, chain, divide, identity, named_chain, quotient
+from gradopt.optimizers._adafactor import adafactor
 from gradopt.optimizers._adam import adam, adamax, adamw, amsgrad, nadam
+from gradopt.optimizers._dadapt import DAdaptAdamWState, ProdigyState, dadapt_adamw, prodigy
+from gradopt.optimizers._lookahead import LookaheadState, lookahead, lookahead_slow_params
+from gradopt.optimizers._muon import muon
+from gradopt.optimizers._sam import SAMState, sam
+from gradopt.optimizers._schedule_free import schedule_free_adamw, schedule_free_sgd
 from gradopt.optimizers._sgd import adadelta, adagrad, rmsprop, sgd
+from gradopt.optimizers._sm3 import sm3
 from gradopt.training._early_stopping import EarlyStopping
 from gradopt.transforms._accumulate import AccumulateState, accumulate
 from gradopt.transforms._adaptive import (
@@ -19,7 +26,14 @@ from gradopt.transforms._adaptive import (
     scale_by_rms,
     scale_by_sum_of_squares,
 )
+from gradopt.transforms._ascent import normalize_by_global_norm, sam_ascent
 from gradopt.transforms._clipping import clip, clip_by_global_norm, clip_by_norm, global_norm
+from gradopt.transforms._factored import (
+    FactoredRmsState,
+    clip_by_block_rms,
+    scale_by_factored_rms,
+    scale_by_param_block_rms,
+)
 from gradopt.transforms._guards import (
     NonFiniteError,
     SkipNonfiniteState,
@@ -46,16 +60,53 @@ from gradopt.transforms._momentum import (
     trace,
 )
 from gradopt.transforms._noise import AddNoiseState, add_gradient_noise
+from gradopt.transforms._orthogonalize import newton_schulz, orthogonalize, scale_by_shape
 from gradopt.transforms._packed import PackedState, packed
 from gradopt.transforms._packed_params import pack_params
+from gradopt.transforms._partition import partition
 from gradopt.transforms._plateau import ReduceOnPlateauState, reduce_on_plateau
 from gradopt.transforms._real_only import real_only
 from gradopt.transforms._scale import ScaleByScheduleState, scale, scale_by_learning_rate
+from gradopt.transforms._schedule_free import (
+    ScheduleFreeState,
+    schedule_free,
+    schedule_free_eval_params,
+)
+from gradopt.transforms._sm3 import ScaleBySM3State, scale_by_sm3
 from gradopt.transforms._weight_decay import add_decayed_weights
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "scale_by_sm3",
+    "ScaleBySM3State",
+    "sm3",
+    "sam_ascent",
+    "normalize_by_global_norm",
+    "sam",
+    "SAMState",
+    "prodigy",
+    "dadapt_adamw",
+    "ProdigyState",
+    "DAdaptAdamWState",
+    "lookahead_slow_params",
+    "lookahead",
+    "LookaheadState",
+    "schedule_free_eval_params",
+    "schedule_free",
+    "ScheduleFreeState",
+    "schedule_free_sgd",
+    "schedule_free_adamw",
+    "scale_by_param_block_rms",
+    "scale_by_factored_rms",
+    "clip_by_block_rms",
+    "FactoredRmsState",
+    "adafactor",
+    "partition",
+    "scale_by_shape",
+    "orthogonalize",
+    "newton_schulz",
+    "muon",
     "AccumulateState",
     "AdadeltaState",
     "AddNoiseState",

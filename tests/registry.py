@@ -52,6 +52,8 @@ Fields that matter (all optional except name and factory):
 * ``stochastic``: the updates are random (drawn from a key in the state); the
   convergence check is then on the mean of the last iterates.
 * ``low_precision``: False if the transform is not meant for bfloat16 params.
+* ``static_args``: integer arguments that decide the state's shapes (Adafactor's
+  ``min_dim_size_to_factor``); ``inject_hyperparams`` must keep them static.
 * ``optimizer``: a named optimizer (the validation properties run on these).
 * ``supports_complex``: complex parameters (``docs/complex.md``), one flag per entry:
 
@@ -131,6 +133,7 @@ class Entry:
     converges: Mapping[str, Convergence] = dataclasses.field(default_factory=dict)
     stochastic: bool = False
     low_precision: bool = True
+    static_args: tuple[str, ...] = ()  # ints that fix the state's shapes: static under inject
     optimizer: bool = False
     supports_complex: bool | None = None
 

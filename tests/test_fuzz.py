@@ -397,7 +397,7 @@ def test_optax_inject_hyperparams_with_zeros_under_jit(entry):
     kwargs = {**entry.kwargs, **_zeros(entry, 0.0)}
     kwargs["learning_rate"] = 0.1
     with jax.numpy_dtype_promotion("standard"):  # optax's hyperparameters are float32 arrays
-        tx = optax.inject_hyperparams(entry.factory)(**kwargs)
+        tx = optax.inject_hyperparams(entry.factory, static_args=entry.static_args)(**kwargs)
         _inject_run(tx, jax.jit(tx.update))
 
 
