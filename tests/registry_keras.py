@@ -1,0 +1,91 @@
+"""Registry entries of issue 16's Keras side: parameter groups, averaged parameters,
+loss scaling, and ``gradopt.compat.keras`` (its entries replace the generic compat ones)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+import gradopt
+from tests.registry import DECAY, POSITIVE, Convergence, Entry, Range
+
+
+def _by_rank(params):
+    """A module-level labels function: "matrix" for leaves of rank >= 2, "other" else."""
+    return jax.tree.map(lambda p: "matrix" if jnp.ndim(p) >= 2 else "other", params)
+
+
+def _matrices(params):
+    """A module-level mask: True for leaves of rank >= 2."""
+    return jax.tree.map(lambda p: jnp.ndim(p) >= 2, params)
+
+
+def _groups(learning_rate=0.05):
+    return gradopt.partition(
+        {
+            "matrix": gradopt.adamw(learning_rate, weight_decay=0.01),
+            "other": gradopt.sgd(learning_rate, momentum=0.5),
+        },
+        _by_rank,
+    )
+
+
+def _q(steps=300, **kwargs):
+    return Convergence(kwargs, steps)
+
+
+ENTRIES = [
+    # -- parameter groups ----------------------------------------------------
+    Entry(
+        "partition",
+        gradopt.partition,
+        kwargs={
+            "transforms": {"matrix": gradopt.adam(0.05), "other": gradopt.sgd(0.05)},
+            "labels": _by_rank,
+        },
+        converges={
+            "quadratic": _q(transforms={"matrix": gradopt.adam(0.05), "other": gradopt.sgd(0.1)})
+        },
+    ),
+    Entry("partition-groups", _groups, needs_params=True),
+    Entry(
+        "masked",
+        gradopt.masked,
+        kwargs={"inner": gradopt.adam(0.05), "mask": _matrices},
+    ),
+    Entry("freeze", gradopt.freeze, kwargs={"mask": _matrices}),
+    Entry("set_to_zero", gradopt.set_to_zero),
+    # -- averaged parameters -------------------------------------------------
+    Entry(
+        "average_parameters",
+        gradopt.average_parameters,
+        kwargs={"inner": gradopt.adam(0.05), "decay": 0.9, "overwrite_every": 2},
+        needs_params=True,
+        # the overwrite makes the average (and so the decay) reach the updates
+        sweepable={"decay": (0.0, 0.5, 0.99)},
+        ranges={"decay": DECAY},
+        converges={"quadratic": _q(600, inner=gradopt.adam(0.05), overwrite_every=50)},
+    ),
+    Entry(
+        "average_parameters-swa-overwrite",
+        gradopt.average_parameters,
+        kwargs={"inner": gradopt.sgd(0.05), "start": 1, "every": 2, "overwrite_every": 3},
+        needs_params=True,
+    ),
+    # -- loss scaling --------------------------------------------------------
+    Entry(
+        "loss_scaling",
+        gradopt.loss_scaling,
+        kwargs={"inner": gradopt.adam(0.05), "initial_scale": 4.0, "growth_interval": 2},
+        sweepable={"initial_scale": (1.0, 8.0, 1024.0), "growth_factor": (1.5, 2.0, 4.0)},
+        ranges={
+            "initial_scale": POSITIVE,
+            "growth_factor": Range(1.0, None, low_open=True),
+            "backoff_factor": Range(0.0, 1.0, low_open=True, high_open=True),
+        },
+        flags=("dynamic",),
+        converges={"quadratic": _q(inner=gradopt.adam(0.05), initial_scale=1.0, dynamic=False)},
+    ),
+]
+
+NOT_TRANSFORMS = {"averaged_params", "scale_loss"}
