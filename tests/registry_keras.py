@@ -63,7 +63,7 @@ ENTRIES = [
         needs_params=True,
         # the overwrite makes the average (and so the decay) reach the updates
         sweepable={"decay": (0.0, 0.5, 0.99)},
-        ranges={"decay": DECAY},
+        ranges={"decay": Range(0.0, 1.0)},
         converges={"quadratic": _q(600, inner=gradopt.adam(0.05), overwrite_every=50)},
     ),
     Entry(

@@ -121,7 +121,7 @@ def test_bfloat16_parameters_keep_a_float32_average():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"decay": 1.0}, "decay"),
+        ({"decay": 1.5}, "decay"),
         ({"decay": -0.1}, "decay"),
         ({"start": -1}, "start"),
         ({"every": 0}, "every"),

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from gradopt.core._base import GradientTransformation, call_update, transform
-from gradopt.core._checks import check_decay
+from gradopt.core._checks import check_scalar
 from gradopt.core._numerics import compute_dtype, increment, zero_count
 
 _WHERE = "gradopt.average_parameters"
@@ -112,7 +112,7 @@ def average_parameters(
     Args:
       inner: the optimizer whose iterates are averaged.
       decay: None for the uniform average, or the decay of the exponential one,
-        a number in [0, 1) or a schedule ``count -> decay``. Keyword only.
+        a number in [0, 1] or a schedule ``count -> decay``. Keyword only.
       start: the first step averaged, an int >= 0. Keyword only.
       every: average one step in ``every``, an int >= 1. Keyword only.
       overwrite_every: None, or an int >= 1. Keyword only.
@@ -150,7 +150,14 @@ def average_parameters(
             "optimizer such as gradopt.sgd(0.1)."
         )
     if decay is not None and not callable(decay):
-        check_decay(_WHERE, "decay", decay)
+        check_scalar(
+            _WHERE,
+            "decay",
+            decay,
+            low=0.0,
+            high=1.0,
+            fix="Use a decay in [0, 1] such as 0.999 (1 keeps the first averaged iterate).",
+        )
     for name, value, low in (("start", start, 0), ("every", every, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{_WHERE}: {name} must be an int >= {low}, got {value!r}.")
