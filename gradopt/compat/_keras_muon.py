@@ -229,19 +229,22 @@ def _sf_init(p, *, path, **_):
     return (p.astype(jnp.float32), jnp.zeros(p.shape, jnp.float32))
 
 
-def _sf_step(g, y, slots, *, t, lr, path, beta_1, beta_2, epsilon, warmup_steps, weight_decay, **_):
+def _sf_step(g, w, slots, *, t, lr, path, beta_1, beta_2, epsilon, warmup_steps, weight_decay, **_):
     del path
     z_old, v = slots
+    y = w
+    beta_1, beta_2 = jnp.float32(beta_1), jnp.float32(beta_2)  # Keras casts them first
     y = keras_decay(y, weight_decay, lr)
     if warmup_steps > 0:
         lr = lr * jnp.minimum(t / jnp.float32(warmup_steps), 1.0)
     v = v + (g * g - v) * (1 - beta_2)
-    denom = jnp.sqrt(v / (1 - jnp.power(jnp.float32(beta_2), t))) + epsilon
+    denom = jnp.sqrt(v / (1 - jnp.power(beta_2, t))) + jnp.float32(epsilon)
     z = z_old - lr * g / denom
     weight = 1.0 / t
     x_old = (y - (1 - beta_1) * z_old) / beta_1
     x_new = (1 - weight) * x_old + weight * z
-    return (1 - beta_1) * z + beta_1 * x_new, (z, v)
+    y_new = (1 - beta_1) * z + beta_1 * x_new
+    return y_new, (z, v)
 
 
 def schedule_free_adamw(
