@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 import gradopt
-from tests.registry import DECAY, POSITIVE, Convergence, Entry, Range
+from tests.registry import POSITIVE, Convergence, Entry, Range
 
 
 def _by_rank(params):

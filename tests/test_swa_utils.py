@@ -1,4 +1,4 @@
-"""gradopt.compat.swa_utils against torch.optim.swa_utils 2.13 (``tests/fixtures/record_swa.py``)."""
+"""gradopt.compat.swa_utils against torch.optim.swa_utils 2.13 (``fixtures/record_swa.py``)."""
 
 from __future__ import annotations
 
