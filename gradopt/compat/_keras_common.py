@@ -13,7 +13,7 @@ import numpy as np
 from gradopt.core._base import Bound, GradientTransformation, check_same_structure, transform
 from gradopt.core._chain import chain
 from gradopt.core._checks import check_flag, check_learning_rate, check_scalar, concrete_value
-from gradopt.core._numerics import increment, zero_count
+from gradopt.core._numerics import increment, saturate, zero_count
 from gradopt.transforms._accumulate import accumulate
 from gradopt.transforms._averaging import average_parameters
 from gradopt.transforms._clipping import clip, clip_by_global_norm, clip_by_norm
@@ -54,6 +54,14 @@ def below_one(where: str, name: str, value) -> None:
         fix=f"gradopt needs {name} in [0, 1) (at 1 the average never forgets); Keras' "
         "defaults are 0.9 and 0.999.",
     )
+
+
+def check_int(where: str, name: str, value, low: int, fix: str = "") -> None:
+    """An int >= ``low``: a TypeError for what is not a real number, a ValueError else."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{where}: {name} must be an int >= {low}, got {value!r}. {fix}".strip())
+    if not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{where}: {name} must be an int >= {low}, got {value!r}. {fix}".strip())
 
 
 def decay_stage(weight_decay, learning_rate) -> list:
@@ -123,8 +131,9 @@ def check_shared(where: str, shared: Shared) -> None:
             f"global_clipnorm={shared.global_clipnorm!r}."
         )
     check_flag(where, "use_ema", shared.use_ema)
+    # checked even without use_ema (Keras ignores it then): a bad value is a mistake either way
+    check_scalar(where, "ema_momentum", shared.ema_momentum, low=0.0, high=1.0, fix="Use 0.99.")
     if shared.use_ema:
-        check_scalar(where, "ema_momentum", shared.ema_momentum, low=0.0, high=1.0, fix="Use 0.99.")
         freq = shared.ema_overwrite_frequency
         if freq and (isinstance(freq, bool) or not isinstance(freq, int) or freq < 1):
             raise ValueError(
@@ -234,6 +243,18 @@ def leaf_path(path) -> str:
     return "/".join(parts)
 
 
+def square(g):
+    """``g**2``, saturating at float32's largest value instead of overflowing (an extreme
+    but finite gradient must not turn the statistics into inf; see docs/guarantees.md)."""
+    return saturate(g * g, jnp.float32)
+
+
+def safe_mean(x, axis=None, keepdims=False):
+    """``mean(x)`` as a sum of ``x / n``: no overflow for entries near float32's maximum."""
+    n = x.size if axis is None else x.shape[axis]
+    return jnp.sum(x / n, axis=axis, keepdims=keepdims)
+
+
 def keras_decay(w, weight_decay, lr):
     """Keras' decay on the torch backend: ``w * (1 - weight_decay * lr)``, the factor in float32."""
     if weight_decay is None:
@@ -268,10 +289,10 @@ def _rule_update(
     for (path, g), p, slot in zip(paths_and_grads, jax.tree.leaves(params), slots, strict=True):
         p = jnp.asarray(p)
         w = p.astype(jnp.float32)
-        w_new, slot = step_leaf(
+        delta, slot = step_leaf(
             jnp.asarray(g).astype(jnp.float32), w, slot, t=t, lr=lr, path=leaf_path(path), **hyper
         )
-        out.append((w_new - w).astype(jnp.asarray(g).dtype))
+        out.append(delta.astype(jnp.asarray(g).dtype))
         new_slots.append(slot)
     return (
         jax.tree.unflatten(treedef, out),
@@ -280,9 +301,11 @@ def _rule_update(
 
 
 def keras_rule(init_leaf, step_leaf, learning_rate, **hyper) -> GradientTransformation:
-    """A stage that runs ``step_leaf(g, w, slots, t=, lr=, path=, **hyper) -> (w_new, slots)``
+    """A stage that runs ``step_leaf(g, w, slots, t=, lr=, path=, **hyper) -> (delta, slots)``
     on every leaf (float32, ``t`` the 1-based step, ``lr`` the rate at this step) and
-    returns ``w_new - w``; its ``update`` needs ``params``."""
+    returns the deltas, the change of the weights (``w_new - w`` for a rule that solves
+    for the new weights, ``-lr * step`` plus the decay for an additive one, which keeps
+    steps far below ``w``'s resolution); its ``update`` needs ``params``."""
     return transform(
         _rule_init,
         _rule_update,

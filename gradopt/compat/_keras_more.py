@@ -1,10 +1,10 @@
 """Keras 3's Ftrl, Lion, Lamb and Adafactor, exactly (re-exported by :mod:`gradopt.compat.keras`).
 
 Each rule reads the weights (FTRL solves for them, Lamb and Adafactor scale by their
-norm), so it is one stage that returns ``w_new - w`` and whose ``update`` needs
-``params``; Keras' decoupled ``weight_decay`` (``w = w * (1 - weight_decay * lr)``)
-is applied to the weights the rule reads, as Keras applies it before the step. The
-arguments shared by every Keras optimizer are described in :mod:`gradopt.compat.keras`.
+norm), so it is one stage whose ``update`` needs ``params``; Keras' decoupled
+``weight_decay`` (``w = w * (1 - weight_decay * lr)``) is applied to the weights the
+rule reads, as Keras applies it before the step. The arguments shared by every Keras
+optimizer are described in :mod:`gradopt.compat.keras`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,12 @@ from gradopt.compat._keras_common import (
     keras_decay,
     keras_optimizer,
     keras_rule,
+    safe_mean,
+    square,
 )
 from gradopt.compat._keras_common import where as _where
 from gradopt.core._checks import check_flag, check_scalar
+from gradopt.core._numerics import saturate
 
 # ----------------------------------------------------------------------------
 # Ftrl
@@ -38,16 +41,16 @@ def _ftrl_init(p, *, path, initial_accumulator_value, **_):
 def _ftrl_step(g, w, slots, *, t, lr, path, power, l1, l2, l2_shrinkage, beta, weight_decay, **_):
     del t, path
     accum, linear = slots
-    w = keras_decay(w, weight_decay, lr)
+    w0, w = w, keras_decay(w, weight_decay, lr)
     l2 = l2 + beta / (2.0 * lr)
     grad_to_use = g + 2 * l2_shrinkage * w
-    new_accum = accum + g * g
+    new_accum = saturate(accum + square(g), jnp.float32)
     linear = linear + (
         grad_to_use - (jnp.power(new_accum, power) - jnp.power(accum, power)) / lr * w
     )
     quadratic = jnp.power(new_accum, power) / lr + 2 * l2
     w_new = (jnp.clip(linear, -l1, l1) - linear) / quadratic
-    return w_new, (new_accum, linear)
+    return w_new - w0, (new_accum, linear)
 
 
 def ftrl(
@@ -102,7 +105,7 @@ def ftrl(
         ("l2_shrinkage_regularization_strength", l2_shrinkage_regularization_strength),
     ):
         check_scalar(where, arg, value, low=0.0, fix="Use 0.0 (Keras' default) or more.")
-    check_scalar(where, "beta", beta, fix="Use 0.0.")
+    check_scalar(where, "beta", beta, low=0.0, fix="Use 0.0 (FTRL's beta is >= 0).")
     shared = Shared(
         clipnorm,
         clipvalue,
@@ -144,10 +147,9 @@ def _lion_init(p, *, path, **_):
 
 def _lion_step(g, w, m, *, t, lr, path, beta_1, beta_2, weight_decay, **_):
     del t, path
-    w = keras_decay(w, weight_decay, lr)
+    decay = keras_decay(w, weight_decay, lr) - w
     c = m * beta_1 + g * (1 - beta_1)
-    w_new = w - jnp.sign(c) * lr
-    return w_new, m * beta_2 + g * (1 - beta_2)
+    return decay - jnp.sign(c) * lr, m * beta_2 + g * (1 - beta_2)
 
 
 def lion(
@@ -171,8 +173,8 @@ def lion(
         m = b2 * m + (1 - b2) * g
 
     Args:
-      learning_rate: a non-negative number or a schedule. beta_1: in (0, 1] (Keras
-      refuses 0, which is signSGD). beta_2: in [0, 1).
+      learning_rate: a non-negative number or a schedule. beta_1: in (0, 1) (Keras
+      refuses 0, which is signSGD, and accepts 1, which gradopt refuses). beta_2: in [0, 1).
       weight_decay, clipnorm, ...: see :mod:`gradopt.compat.keras`.
 
     Returns:
@@ -189,8 +191,10 @@ def lion(
         beta_1,
         low=0.0,
         high=1.0,
+        high_open=True,
         low_open=True,
-        fix="Keras needs beta_1 in (0, 1] (0 would be signSGD); use 0.9.",
+        fix="Use beta_1 in (0, 1) such as 0.9 (0 would be signSGD; Keras also takes 1, "
+        "which ignores the current gradient, and gradopt does not).",
     )
     below_one(where, "beta_2", beta_2)
     shared = Shared(
@@ -223,6 +227,13 @@ def lion(
 # Lamb
 
 
+def _norm(x):
+    """The Frobenius norm, scaled by the largest entry first so that it cannot overflow."""
+    top = jnp.max(jnp.abs(x))
+    safe = jnp.where(top > 0, top, 1.0)
+    return jnp.where(top > 0, top * jnp.sqrt(jnp.sum(jnp.square(x / safe))), 0.0)
+
+
 def _two_zeros(p, *, path, **_):
     del path
     return (jnp.zeros(p.shape, jnp.float32), jnp.zeros(p.shape, jnp.float32))
@@ -235,16 +246,16 @@ def _power(beta, t):
 def _lamb_step(g, w, slots, *, t, lr, path, beta_1, beta_2, epsilon, weight_decay, **_):
     del path
     m, v = slots
-    w = keras_decay(w, weight_decay, lr)
+    w0, w = w, keras_decay(w, weight_decay, lr)
     m = m + (g - m) * (1 - beta_1)
-    v = v + (g * g - v) * (1 - beta_2)
+    v = v + (square(g) - v) * (1 - beta_2)
     m_hat = m / (1.0 - _power(beta_1, t))
-    update = m_hat / (jnp.sqrt(v / (1.0 - _power(beta_2, t))) + epsilon)
-    w_norm = jnp.sqrt(jnp.sum(w * w))
-    g_norm = jnp.sqrt(jnp.sum(update * update))
+    update = m_hat / (jnp.sqrt(v) / jnp.sqrt(1.0 - _power(beta_2, t)) + epsilon)
+    w_norm = _norm(w)
+    g_norm = _norm(update)
     safe = jnp.where(g_norm > 0, g_norm, 1.0)
     ratio = jnp.where(w_norm > 0, jnp.where(g_norm > 0, w_norm / safe, 1.0), 1.0)
-    return w - ratio * lr * update, (m, v)
+    return (w - w0) - ratio * lr * update, (m, v)
 
 
 def lamb(
@@ -333,7 +344,7 @@ def _adafactor_init(p, *, path, **_):
 
 
 def _rms(x):
-    return jnp.sqrt(jnp.mean(x * x))
+    return _norm(x) / jnp.sqrt(jnp.float32(x.size))
 
 
 def _adafactor_step(
@@ -353,20 +364,20 @@ def _adafactor_step(
 ):
     del path
     r, c, v = slots
-    w = keras_decay(w, weight_decay, lr)
+    w0, w = w, keras_decay(w, weight_decay, lr)
     rho = jnp.minimum(lr, 1 / jnp.sqrt(t))
     alpha = jnp.maximum(jnp.float32(epsilon_2), _rms(w)) * rho
-    g2 = g * g + epsilon_1
+    g2 = saturate(square(g) + epsilon_1, jnp.float32)
     b2 = 1 - jnp.power(t, jnp.float32(beta_2_decay))
     if w.ndim >= 2:
-        r = b2 * r + (1 - b2) * jnp.mean(g2, axis=-1)
-        c = b2 * c + (1 - b2) * jnp.mean(g2, axis=-2)
-        v = (r / jnp.mean(r, axis=-1, keepdims=True))[..., None] * c[..., None, :]
+        r = b2 * r + (1 - b2) * safe_mean(g2, axis=-1)
+        c = b2 * c + (1 - b2) * safe_mean(g2, axis=-2)
+        v = (r / safe_mean(r, axis=-1, keepdims=True))[..., None] * c[..., None, :]
     else:
         v = b2 * v + (1 - b2) * g2
     u = g / jnp.sqrt(v)
     u_hat = u / jnp.maximum(1.0, _rms(u) / clip_threshold)
-    return w - alpha * u_hat, (r, c, v)
+    return (w - w0) - alpha * u_hat, (r, c, v)
 
 
 def adafactor(

@@ -14,9 +14,11 @@ from gradopt.compat._keras_common import (
     below_one,
     check_common,
     check_epsilon,
+    check_int,
     keras_decay,
     keras_optimizer,
     keras_rule,
+    square,
 )
 from gradopt.compat._keras_common import where as _where
 from gradopt.core._checks import check_flag, check_scalar
@@ -44,12 +46,19 @@ def _transpose(x):
     return jnp.swapaxes(x, -1, -2)
 
 
+def _frobenius(x):
+    """``||x||_F`` over the last two axes, scaled by the largest entry (no overflow)."""
+    top = jnp.max(jnp.abs(x), axis=(-2, -1), keepdims=True)
+    safe = jnp.where(top > 0, top, 1.0)
+    return top * jnp.sqrt(jnp.sum(jnp.square(x / safe), axis=(-2, -1), keepdims=True))
+
+
 def newton_schulz(x, steps, a, b, c):
     """Keras' quintic Newton–Schulz iteration towards the orthogonal factor of ``x``."""
     tall = x.shape[-2] > x.shape[-1]
     if tall:
         x = _transpose(x)
-    x = x / (jnp.linalg.norm(x, axis=(-2, -1), keepdims=True) + 1e-7)
+    x = x / (_frobenius(x) + 1e-7)
     for _ in range(steps):
         gram = x @ _transpose(x)
         x = a * x + (b * gram + c * gram @ gram) @ x
@@ -82,6 +91,7 @@ def _muon_step(
     **_,
 ):
     m, v = slots
+    w0 = w
     if _use_adamw(w.shape, path, exclude_layers, exclude_embeddings):
         if adam_weight_decay is not None:
             w = w - w * jnp.float32(adam_weight_decay) * lr
@@ -90,8 +100,8 @@ def _muon_step(
         b2_power = jnp.power(jnp.float32(adam_beta_2), t)
         alpha = lr_adam * jnp.sqrt(1 - b2_power) / (1 - b1_power)
         m = m + (g - m) * (1 - adam_beta_1)
-        v = v + (g * g - v) * (1 - adam_beta_2)
-        return w - m * alpha / (jnp.sqrt(v) + epsilon), (m, v)
+        v = v + (square(g) - v) * (1 - adam_beta_2)
+        return (w - w0) - m * alpha / (jnp.sqrt(v) + epsilon), (m, v)
     if weight_decay is not None:
         w = w - w * jnp.float32(weight_decay) * lr
     m = m + (g + m * (momentum - 1))
@@ -99,7 +109,7 @@ def _muon_step(
     update = lr * newton_schulz(direction, ns_steps, muon_a, muon_b, muon_c)
     if rms_rate is not None:
         update = update * jnp.sqrt(jnp.float32(max(w.shape[0], w.shape[1]))) * rms_rate
-    return w - update, (m, v)
+    return (w - w0) - update, (m, v)
 
 
 def muon(
@@ -176,8 +186,7 @@ def muon(
     check_scalar(where, "adam_lr_ratio", adam_lr_ratio, low=0.0, fix="Use 1.")
     if rms_rate is not None:
         check_scalar(where, "rms_rate", rms_rate, low=0.0, fix="Use 0.2 or None.")
-    if isinstance(ns_steps, bool) or not isinstance(ns_steps, int) or ns_steps < 0:
-        raise ValueError(f"{where}: ns_steps must be an int >= 0, got {ns_steps!r}. Use 5.")
+    check_int(where, "ns_steps", ns_steps, 0, "Use 5.")
     check_flag(where, "nesterov", nesterov)
     check_flag(where, "exclude_embeddings", exclude_embeddings)
     layers = tuple(exclude_layers or ())
@@ -232,19 +241,19 @@ def _sf_init(p, *, path, **_):
 def _sf_step(g, w, slots, *, t, lr, path, beta_1, beta_2, epsilon, warmup_steps, weight_decay, **_):
     del path
     z_old, v = slots
-    y = w
+    y0 = y = w
     beta_1, beta_2 = jnp.float32(beta_1), jnp.float32(beta_2)  # Keras casts them first
     y = keras_decay(y, weight_decay, lr)
     if warmup_steps > 0:
         lr = lr * jnp.minimum(t / jnp.float32(warmup_steps), 1.0)
-    v = v + (g * g - v) * (1 - beta_2)
-    denom = jnp.sqrt(v / (1 - jnp.power(beta_2, t))) + jnp.float32(epsilon)
+    v = v + (square(g) - v) * (1 - beta_2)
+    denom = jnp.sqrt(v) / jnp.sqrt(1 - jnp.power(beta_2, t)) + jnp.float32(epsilon)
     z = z_old - lr * g / denom
     weight = 1.0 / t
     x_old = (y - (1 - beta_1) * z_old) / beta_1
     x_new = (1 - weight) * x_old + weight * z
     y_new = (1 - beta_1) * z + beta_1 * x_new
-    return y_new, (z, v)
+    return y_new - y0, (z, v)
 
 
 def schedule_free_adamw(
@@ -302,8 +311,7 @@ def schedule_free_adamw(
     )
     below_one(where, "beta_2", beta_2)
     check_epsilon(where, epsilon)
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
-        raise ValueError(f"{where}: warmup_steps must be an int >= 0, got {warmup_steps!r}.")
+    check_int(where, "warmup_steps", warmup_steps, 0, "Use 0 (no warm-up).")
     shared = Shared(
         clipnorm,
         clipvalue,
