@@ -372,7 +372,14 @@ def _adafactor_step(
     if w.ndim >= 2:
         r = b2 * r + (1 - b2) * safe_mean(g2, axis=-1)
         c = b2 * c + (1 - b2) * safe_mean(g2, axis=-2)
-        v = (r / safe_mean(r, axis=-1, keepdims=True))[..., None] * c[..., None, :]
+        mean_r = safe_mean(r, axis=-1, keepdims=True)
+        # a / b is a * (1 / b) on the CPU, and 1 / b is flushed to 0 for b near float32's
+        # maximum: both are scaled down by 2**-64 there (exactly; elsewhere by 1)
+        s = jnp.where(mean_r > 1e30, jnp.float32(2.0**-64), jnp.float32(1.0))
+        v = ((r * s) / (mean_r * s))[..., None] * c[..., None, :]
+        # the product underflows to 0 when one row's statistics are ~1e-70 of another's
+        # (an extreme gradient elsewhere); the floor keeps g / sqrt(v) finite there
+        v = jnp.maximum(v, jnp.float32(max(epsilon_1, 1e-30)))
     else:
         v = b2 * v + (1 - b2) * g2
     u = g / jnp.sqrt(v)
