@@ -273,6 +273,16 @@ def test_invalid_arguments_are_rejected(build, match):
         build()
 
 
+def test_no_loss_scale_or_multi_optimizer_inside_a_multi_optimizer():
+    inner = keras_compat.multi_optimizer(keras_compat.optimizer_map(keras_compat.adam()))
+    for bad in (keras_compat.loss_scale_optimizer(keras_compat.adam()), inner):
+        with pytest.raises(ValueError, match="Keras refuses"):
+            keras_compat.optimizer_map(keras_compat.adam(), {"w": bad})
+        tx = keras_compat.multi_optimizer(lambda path, bad=bad: bad)
+        with pytest.raises(ValueError, match="Keras refuses"):
+            tx.init({"w": jnp.ones(2)})
+
+
 def test_optimizer_map_refuses_two_matching_patterns():
     selector = keras_compat.optimizer_map(
         keras_compat.adam(), {"dense/.*": keras_compat.sgd(), ".*/kernel": keras_compat.lion()}

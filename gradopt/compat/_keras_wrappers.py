@@ -14,6 +14,7 @@ from gradopt.compat._keras_common import where as _where
 from gradopt.core._base import GradientTransformation, call_update, transform
 from gradopt.core._chain import chain
 from gradopt.core._checks import check_scalar
+from gradopt.transforms._loss_scale import _init as _loss_scale_init
 from gradopt.transforms._loss_scale import loss_scaling
 from gradopt.transforms._partition import partition
 from gradopt.transforms._scale import scale
@@ -21,6 +22,25 @@ from gradopt.transforms._scale import scale
 
 def _is_transform(tx) -> bool:
     return callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))
+
+
+def _check_inner(where: str, key, opt) -> None:
+    """Keras refuses a LossScaleOptimizer or a MultiOptimizer inside a MultiOptimizer."""
+    if not _is_transform(opt):
+        raise ValueError(
+            f"{where}: the optimizer for {key!r} is {opt!r}, not a gradient transformation."
+        )
+    kind = getattr(opt.init, "fn", None)
+    if kind is _loss_scale_init:
+        raise ValueError(
+            f"{where}: the optimizer for {key!r} is a loss_scale_optimizer; Keras refuses one "
+            "inside a MultiOptimizer. Wrap the multi_optimizer in loss_scale_optimizer instead."
+        )
+    if kind is _multi_init:
+        raise ValueError(
+            f"{where}: the optimizer for {key!r} is a multi_optimizer; Keras refuses one inside "
+            "a MultiOptimizer. Put its entries in this map."
+        )
 
 
 def loss_scale_optimizer(
@@ -108,10 +128,7 @@ def optimizer_map(default_optimizer, optimizer_map=None) -> OptimizerMap:
     for key, opt in (optimizer_map or {}).items():
         if not isinstance(key, str):
             raise ValueError(f"{where}: keys must be strings, got {key!r}.")
-        if not _is_transform(opt):
-            raise ValueError(
-                f"{where}: the optimizer for {key!r} is {opt!r}, not a gradient transformation."
-            )
+        _check_inner(where, key, opt)
     return OptimizerMap(default_optimizer, tuple((optimizer_map or {}).items()))
 
 
@@ -121,11 +138,7 @@ def _groups(tree, selector):
 
     def label(path, _):
         opt = selector(leaf_path(path))
-        if not _is_transform(opt):
-            raise ValueError(
-                f"gradopt.compat.keras.multi_optimizer: the optimizer for {leaf_path(path)!r} "
-                f"is {opt!r}, not a gradient transformation."
-            )
+        _check_inner("gradopt.compat.keras.multi_optimizer", leaf_path(path), opt)
         for i, known in enumerate(distinct):
             if known == opt:
                 return i
