@@ -140,3 +140,26 @@ def test_masked_refuses_a_mask_that_is_not_boolean():
     tx = gradopt.masked(gradopt.adam(0.1), {"dense": 1, "norm": 0})
     with pytest.raises(TypeError, match="booleans"):
         tx.init(_params())
+
+
+def test_a_group_is_the_same_optimizer_run_on_its_leaves_alone():
+    """torch's param_groups: a group's global-norm clipping and step count see only its
+    leaves, so the partition equals each group's optimizer run on its subtree alone."""
+    from gradopt.compat import torch as torch_compat
+
+    params, grads = _params(), _grads()
+    groups = {
+        "decay": gradopt.chain(gradopt.clip_by_global_norm(0.5), torch_compat.adamw(lr=1e-2)),
+        "no_decay": gradopt.chain(
+            gradopt.clip_by_global_norm(0.5), torch_compat.adamw(lr=1e-1, weight_decay=0.0)
+        ),
+    }
+    got = _run(gradopt.partition(groups, LABEL_TREE), params, grads)
+    kernel = _run(groups["decay"], params["dense"]["kernel"], grads["dense"]["kernel"])
+    rest = _run(
+        groups["no_decay"],
+        (params["dense"]["bias"], params["norm"]),
+        (grads["dense"]["bias"], grads["norm"]),
+    )
+    chex.assert_trees_all_close(got["dense"]["kernel"], kernel, rtol=1e-6, atol=1e-7)
+    chex.assert_trees_all_close((got["dense"]["bias"], got["norm"]), rest, rtol=1e-6, atol=1e-7)
