@@ -21,16 +21,6 @@ def _matrices(params):
     return jax.tree.map(lambda p: jnp.ndim(p) >= 2, params)
 
 
-def _groups(learning_rate=0.05):
-    return gradopt.partition(
-        {
-            "matrix": gradopt.adamw(learning_rate, weight_decay=0.01),
-            "other": gradopt.sgd(learning_rate, momentum=0.5),
-        },
-        _by_rank,
-    )
-
-
 def _q(steps=300, **kwargs):
     return Convergence(kwargs, steps)
 
@@ -48,7 +38,6 @@ ENTRIES = [
             "quadratic": _q(transforms={"matrix": gradopt.adam(0.05), "other": gradopt.sgd(0.1)})
         },
     ),
-    Entry("partition-groups", _groups, needs_params=True),
     Entry(
         "masked",
         gradopt.masked,
@@ -153,21 +142,11 @@ ENTRIES += [
             "momentum": 0.9,
             "global_clipnorm": 1.0,
             "gradient_accumulation_steps": 2,
+            "loss_scale_factor": 2.0,
         },
-    ),
-    Entry(
-        "keras_shared-rmsprop-clipvalue-accumulate",
-        _keras_accumulating,
-        kwargs={"name": "rmsprop", "clipvalue": 0.5, "gradient_accumulation_steps": 2},
     ),
     Entry("compat.keras.loss_scale_optimizer", _keras_loss_scale),
     Entry("compat.keras.multi_optimizer", _keras_multi, needs_params=True),
-    Entry(
-        "compat.keras.multi_optimizer-loss_scale_factor",
-        _keras_multi,
-        kwargs={"loss_scale_factor": 2.0},
-        needs_params=True,
-    ),
 ]
 
 NOT_TRANSFORMS = {
