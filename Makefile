@@ -40,7 +40,7 @@ figures: $(STAMP)
 RECORD_VENV := .venv-record
 record:
 	$(PYTHON) -m venv $(RECORD_VENV)
-	$(RECORD_VENV)/bin/pip install --quiet torch==2.13.0 keras==3.15.1 numpy
+	$(RECORD_VENV)/bin/pip install --quiet torch==2.13.0 keras==3.15.1 numpy jax==0.10.2 jaxlib==0.10.2
 	@for script in tests/fixtures/record_*.py; do echo "== $$script"; KERAS_BACKEND=torch $(RECORD_VENV)/bin/python $$script || exit 1; done
 
 # torch.optim is timed only if importable (not a dependency): .venv/bin/pip install torch==2.13.0

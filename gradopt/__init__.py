@@ -27,6 +27,11 @@ from gradopt.transforms._adaptive import (
     scale_by_sum_of_squares,
 )
 from gradopt.transforms._ascent import normalize_by_global_norm, sam_ascent
+from gradopt.transforms._averaging import (
+    AverageParametersState,
+    average_parameters,
+    averaged_params,
+)
 from gradopt.transforms._clipping import clip, clip_by_global_norm, clip_by_norm, global_norm
 from gradopt.transforms._factored import (
     FactoredRmsState,
@@ -43,6 +48,7 @@ from gradopt.transforms._guards import (
     skip_nonfinite,
 )
 from gradopt.transforms._inject import InjectHyperparamsState, inject_hyperparams, set_hyperparams
+from gradopt.transforms._loss_scale import LossScaleState, loss_scaling, scale_loss
 from gradopt.transforms._moments import (
     BiasCorrectionState,
     EmaState,
@@ -63,7 +69,15 @@ from gradopt.transforms._noise import AddNoiseState, add_gradient_noise
 from gradopt.transforms._orthogonalize import newton_schulz, orthogonalize, scale_by_shape
 from gradopt.transforms._packed import PackedState, packed
 from gradopt.transforms._packed_params import pack_params
-from gradopt.transforms._partition import partition
+from gradopt.transforms._partition import (
+    MaskedNode,
+    MaskedState,
+    PartitionState,
+    freeze,
+    masked,
+    partition,
+    set_to_zero,
+)
 from gradopt.transforms._plateau import ReduceOnPlateauState, reduce_on_plateau
 from gradopt.transforms._real_only import real_only
 from gradopt.transforms._scale import ScaleByScheduleState, scale, scale_by_learning_rate
@@ -110,6 +124,7 @@ __all__ = [
     "AccumulateState",
     "AdadeltaState",
     "AddNoiseState",
+    "AverageParametersState",
     "BiasCorrectionState",
     "Bound",
     "EarlyStopping",
@@ -118,10 +133,14 @@ __all__ = [
     "GradientTransformation",
     "HeavyBallState",
     "InjectHyperparamsState",
+    "LossScaleState",
+    "MaskedNode",
+    "MaskedState",
     "MaxNormState",
     "NesterovEmaState",
     "NonFiniteError",
     "PackedState",
+    "PartitionState",
     "ReduceOnPlateauState",
     "ScaleByRmsState",
     "ScaleByScheduleState",
@@ -140,6 +159,8 @@ __all__ = [
     "all_finite",
     "amsgrad",
     "apply_updates",
+    "average_parameters",
+    "averaged_params",
     "bias_correction",
     "branch",
     "chain",
@@ -151,16 +172,20 @@ __all__ = [
     "divide",
     "ema",
     "ema_of_squares",
+    "freeze",
     "global_norm",
     "heavy_ball",
     "identity",
     "infinity_norm",
     "inject_hyperparams",
     "lookahead_params",
+    "loss_scaling",
+    "masked",
     "nadam",
     "named_chain",
     "pack_params",
     "packed",
+    "partition",
     "quotient",
     "real_only",
     "reduce_on_plateau",
@@ -173,8 +198,10 @@ __all__ = [
     "scale_by_nesterov_ema",
     "scale_by_rms",
     "scale_by_sum_of_squares",
+    "scale_loss",
     "schedules",
     "set_hyperparams",
+    "set_to_zero",
     "sgd",
     "skip_nonfinite",
     "trace",

@@ -769,7 +769,8 @@ def _load_parts() -> tuple[list[Entry], set[str]]:
 
 _PART_ENTRIES, _PART_HELPERS = _load_parts()
 _REPLACED = {e.name for e in _PART_ENTRIES if e.name.startswith("compat.")}
-REGISTRY = [e for e in REGISTRY if e.name not in _REPLACED] + _PART_ENTRIES
+# (a generic compat entry whose name a part lists in NOT_TRANSFORMS is dropped too)
+REGISTRY = [e for e in REGISTRY if e.name not in _REPLACED | _PART_HELPERS] + _PART_ENTRIES
 
 BY_NAME: dict[str, Entry] = {e.name: e for e in REGISTRY}
 if len(BY_NAME) != len(REGISTRY):

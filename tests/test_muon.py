@@ -101,7 +101,7 @@ def test_muon_adam_mask_sends_named_matrices_to_adamw():
     params = {"emb": jnp.ones((3, 4)), "w": jnp.ones((3, 4))}
     opt = gradopt.muon(0.01, nesterov=False, adam_mask={"emb": True, "w": False})
     state = opt.init(params)
-    shapes = {k: [jnp.shape(x) for x in jax.tree.leaves(v)] for k, v in state.items()}
+    shapes = {k: [jnp.shape(x) for x in jax.tree.leaves(v)] for k, v in state.inner_states.items()}
     assert shapes["adam"].count((3, 4)) == 2 and shapes["muon"].count((3, 4)) == 1  # m, v; mu
     grads = {"emb": jnp.full((3, 4), 0.5), "w": jnp.full((3, 4), 0.5)}
     upd, _ = opt.update(grads, state, params)

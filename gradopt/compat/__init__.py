@@ -3,7 +3,9 @@
 * :mod:`gradopt.compat.torch`: ``torch.optim``'s optimizers, with its argument
   names and defaults (``lr``, ``betas``, ``eps``, ``weight_decay``, ...).
 * :mod:`gradopt.compat.keras`: Keras 3's optimizers (``learning_rate``,
-  ``beta_1``, ``epsilon``, ...).
+  ``beta_1``, ``epsilon``, ...) and its two wrappers.
+* :mod:`gradopt.compat.swa_utils`: ``torch.optim.swa_utils`` (``AveragedModel``,
+  ``SWALR``).
 
 Each reproduces the trajectory of the real library in float32 to within float32
 rounding; the tests compare against trajectories recorded from torch 2.13.0 and
@@ -16,6 +18,6 @@ Example:
   True
 """
 
-from gradopt.compat import keras, torch
+from gradopt.compat import keras, swa_utils, torch
 
-__all__ = ["keras", "torch"]
+__all__ = ["keras", "swa_utils", "torch"]

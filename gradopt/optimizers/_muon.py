@@ -35,7 +35,7 @@ from gradopt.transforms._orthogonalize import (
     per_step_coeffs,
     scale_by_shape,
 )
-from gradopt.transforms._partition import partition
+from gradopt.transforms._partition import MaskedNode, partition
 from gradopt.transforms._scale import scale_by_learning_rate
 from gradopt.transforms._weight_decay import add_decayed_weights
 
@@ -59,7 +59,10 @@ def muon_labels(params, *, adam_mask=None):
 def _restrict_mask(params, *, mask):
     """A full mask tree cut down to the leaves that ``params`` (a partition's part) has."""
     return jax.tree.map(
-        lambda p, m: None if p is None else m, params, mask, is_leaf=lambda x: x is None
+        lambda p, m: p if p is None or isinstance(p, MaskedNode) else m,
+        params,
+        mask,
+        is_leaf=lambda x: x is None or isinstance(x, MaskedNode),
     )
 
 
@@ -122,7 +125,7 @@ def muon(
         layer, as Jordan recommends).
 
     Returns:
-      ``partition({"muon": ..., "adam": ...}, muon_labels)``; the state is a dict
+      ``partition({"muon": ..., "adam": ...}, muon_labels)``; the state is a ``PartitionState``
       with those two keys.
 
     Example:
