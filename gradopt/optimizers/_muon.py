@@ -126,7 +126,7 @@ def muon(
 
     Returns:
       ``partition({"muon": ..., "adam": ...}, muon_labels)``; the state is a ``PartitionState``
-      with those two keys.
+      whose ``inner_states`` has those two keys.
 
     Example:
       >>> import jax.numpy as jnp, gradopt
