@@ -194,7 +194,7 @@ def adafactor(
       >>> opt = torch_compat.adafactor(lr=0.01)
       >>> params = {"w": jnp.ones((2, 3))}
       >>> updates, _ = opt.update({"w": jnp.ones((2, 3))}, opt.init(params), params)
-      >>> [round(float(x), 6) for x in updates["w"].ravel()]  # alpha = RMS(w) * min(lr, 1) = 0.01; u = g / |g| = 1
+      >>> [round(float(x), 6) for x in updates["w"].ravel()]  # -RMS(w) * lr * g / |g|
       [-0.01, -0.01, -0.01, -0.01, -0.01, -0.01]
 
     Note:

@@ -183,7 +183,7 @@ def radam(
       >>> opt = torch_compat.radam(lr=0.1)
       >>> params = {"w": jnp.array([1.0, -2.0])}
       >>> updates, _ = opt.update({"w": jnp.array([0.5, -0.5])}, opt.init(params), params)
-      >>> [round(float(x), 6) for x in updates["w"]]  # rho_1 = 1 <= 5: the first steps are momentum SGD
+      >>> [round(float(x), 6) for x in updates["w"]]  # rho_1 = 1: momentum SGD
       [-0.05, 0.05]
 
     Note:
