@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gradopt.compat._torch_common import _below_one, _decoupled, _non_negative, _positive, _where
 from gradopt.core._base import EmptyState, GradientTransformation, transform, tree_map
@@ -88,19 +89,73 @@ def _torch_muon_momentum(momentum, nesterov) -> GradientTransformation:
 # Newton–Schulz, in bfloat16 as torch computes it
 
 
+_EXACT_LIMIT = 1 << 16  # multiply-adds per product below which torch's order is reproduced
+
+
+def _split(value: float) -> tuple[float, float]:
+    """``value`` (rounded to float32) as ``hi + lo``, ``hi`` with 16 significant bits.
+
+    ``hi * x`` and ``lo * x`` are then exact in float32 for a bfloat16 ``x``.
+    """
+    v = float(np.float32(value))
+    hi = _round_bits(v, 16)
+    return hi, float(np.float32(v - hi))
+
+
+def _round_bits(value: float, bits: int) -> float:
+    mantissa, exponent = math.frexp(value)
+    return math.ldexp(math.floor(mantissa * 2**bits), exponent - bits)
+
+
+def _product(x, y):
+    """``x @ y`` for bfloat16 matrices, summed in float32 in torch's order on CPU.
+
+    Each product of two bfloat16 numbers is exact in float32. torch's kernel
+    keeps four partial sums (inner index ``k`` modulo 4, each summed in
+    increasing ``k``) and adds them in order at the end. Large products use
+    XLA's own float32 accumulation (torch blocks those differently anyway).
+    """
+    f32 = jnp.float32
+    x, y = x.astype(f32), y.astype(f32)
+    if x.shape[0] * x.shape[1] * y.shape[1] > _EXACT_LIMIT:
+        return jnp.matmul(x, y, preferred_element_type=f32)
+    lanes = []
+    for lane in range(min(4, x.shape[1])):
+        total = x[:, lane : lane + 1] * y[lane : lane + 1, :]
+        for k in range(lane + 4, x.shape[1], 4):
+            total = total + x[:, k : k + 1] * y[k : k + 1, :]
+        lanes.append(total)
+    total = lanes[0]
+    for partial in lanes[1:]:
+        total = total + partial
+    return total
+
+
+def _scaled_sum(beta: float, c, s):
+    """``beta * c + s`` with one float32 rounding (torch's fused ``addmm``), ``c`` bfloat16.
+
+    ``beta = hi + lo`` with both products exact; ``hi * c + s`` is summed
+    error-free (Knuth's TwoSum) and the small remainder added last.
+    """
+    hi, lo = _split(beta)
+    a, b = hi * c, s
+    total = a + b
+    bb = total - a
+    error = (a - (total - bb)) + (b - bb)
+    return total + (error + lo * c)
+
+
 def _torch_newton_schulz(g, coefficients, steps, eps):
     """torch's quintic Newton–Schulz iteration on one matrix, in bfloat16.
 
-    Every matrix product accumulates in float32 and ``b*A + c*A@A`` and
-    ``a*X + B@X`` are each rounded to bfloat16 once, which is what torch's
-    bfloat16 ``addmm`` does on CPU (checked bit for bit on random matrices).
+    ``G = X X^T``, ``U = b G + c (G G)`` and ``X = a X + U X`` are each summed
+    in float32 and rounded to bfloat16 once, as torch's bfloat16 ``mm`` and
+    ``addmm`` do on CPU: the inner sums run in four interleaved partial sums and
+    ``beta * C`` joins ``alpha * (A B)`` in one fused rounding (checked bit
+    for bit against torch on random matrices of the tested shapes).
     """
     a, b, c = coefficients
     bf16, f32 = jnp.bfloat16, jnp.float32
-
-    def mm(x, y):
-        return jnp.matmul(x, y, preferred_element_type=f32)
-
     x = jnp.asarray(g).astype(bf16)
     tall = x.shape[0] > x.shape[1]
     if tall:
@@ -108,10 +163,11 @@ def _torch_newton_schulz(g, coefficients, steps, eps):
     norm = jnp.sqrt(jnp.sum(jnp.square(x.astype(f32)))).astype(bf16)
     norm = jnp.maximum(norm, jnp.asarray(eps, f32).astype(bf16))
     x = (x.astype(f32) / norm.astype(f32)).astype(bf16)
+    c32 = float(np.float32(c))
     for _ in range(steps):
-        gram = mm(x, x.T).astype(bf16)
-        update = (b * gram.astype(f32) + c * mm(gram, gram)).astype(bf16)
-        x = (a * x.astype(f32) + mm(update, x)).astype(bf16)
+        gram = _product(x, x.T).astype(bf16)
+        update = _scaled_sum(b, gram.astype(f32), c32 * _product(gram, gram)).astype(bf16)
+        x = _scaled_sum(a, x.astype(f32), _product(update, x)).astype(bf16)
     return x.T if tall else x
 
 
