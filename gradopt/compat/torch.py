@@ -41,6 +41,7 @@ from gradopt.compat._torch_common import (
     _positive,
     _where,
 )
+from gradopt.compat._torch_lbfgs import lbfgs
 from gradopt.compat._torch_muon import muon
 from gradopt.compat._torch_radam import radam
 from gradopt.compat._torch_rprop import rprop
@@ -68,6 +69,7 @@ __all__ = [
     "adamw",
     "asgd",
     "asgd_average",
+    "lbfgs",
     "muon",
     "nadam",
     "radam",
