@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from gradopt.compat._torch_common import _assemble, _non_negative, _where
 from gradopt.core._base import transform, tree_map
 from gradopt.core._checks import check_gradients, check_learning_rate, check_scalar
-from gradopt.core._numerics import as_compute, increment, zero_count
+from gradopt.core._numerics import as_compute, increment, saturate, zero_count
 
 
 class TorchAdafactorState(NamedTuple):
@@ -79,24 +79,31 @@ def _norm(x, axis=None, keepdims=False):
 def _adafactor_leaf(g, p, row, col, var, *, t, rate, beta2_decay, eps1, eps2, d, weight_decay):
     g, w = as_compute(g), as_compute(p)
     dtype = g.dtype
-    e1 = jnp.finfo(jnp.result_type(p)).eps if eps1 is None else eps1
+    e1 = float(jnp.finfo(jnp.result_type(p)).eps) if eps1 is None else eps1
     weight = (t**beta2_decay).astype(dtype)  # 1 - beta2_t
     rho = jnp.minimum(rate, 1 / jnp.sqrt(t)).astype(dtype)
     alpha = jnp.maximum(eps2, _norm(w) / math.sqrt(max(w.size, 1))) * rho
+    # squares and their sums saturate at the largest float (torch's would overflow to inf)
     if _factored(g):
         row_mean = jnp.square(_norm(g, axis=-1, keepdims=True)) / g.shape[-1]
         col_mean = jnp.square(_norm(g, axis=-2, keepdims=True)) / g.shape[-2]
-        row = _lerp(as_compute(row), row_mean, weight)
-        col = _lerp(as_compute(col), col_mean, weight)
-        estimate = (row * col) / jnp.maximum(jnp.mean(row, axis=-2, keepdims=True), e1)
+        row = saturate(_lerp(as_compute(row), saturate(row_mean, dtype), weight), dtype)
+        col = saturate(_lerp(as_compute(col), saturate(col_mean, dtype), weight), dtype)
+        row_sum = saturate(jnp.sum(row, axis=-2, keepdims=True), dtype)
+        estimate = saturate(row * col, dtype) / jnp.maximum(row_sum / row.shape[-2], e1)
     else:
-        var = _lerp(as_compute(var), g * g, weight)
+        var = saturate(_lerp(as_compute(var), saturate(g * g, dtype), weight), dtype)
         estimate = var
     update = jax.lax.rsqrt(jnp.maximum(estimate, e1 * e1)) * g
     denom = jnp.maximum(1.0, _norm(update) / (math.sqrt(max(update.size, 1)) * d))
     decayed = w * (1 - rate * weight_decay).astype(dtype)
-    new = decayed + update * (-alpha / denom)
-    return (new - w).astype(jnp.result_type(p)), row, col, var
+    step = (decayed - w) + update * (-alpha / denom)  # w + step: torch's decay, then its step
+    return step.astype(jnp.result_type(p)), row, col, var
+
+
+def _store(new, old):
+    """``new`` in ``old``'s dtype, saturating at that dtype's largest finite value."""
+    return jnp.minimum(new, float(jnp.finfo(old.dtype).max)).astype(old.dtype)
 
 
 def _adafactor_update(
@@ -139,9 +146,9 @@ def _adafactor_update(
     treedef = jax.tree.structure(updates)
     parts = treedef.flatten_up_to(out)
     pick = lambda i: treedef.unflatten([x[i] for x in parts])  # noqa: E731
-    row = jax.tree.map(lambda new, old: new.astype(old.dtype), pick(1), state.row_var)
-    col = jax.tree.map(lambda new, old: new.astype(old.dtype), pick(2), state.col_var)
-    var = jax.tree.map(lambda new, old: new.astype(old.dtype), pick(3), state.variance)
+    row = jax.tree.map(_store, pick(1), state.row_var)
+    col = jax.tree.map(_store, pick(2), state.col_var)
+    var = jax.tree.map(_store, pick(3), state.variance)
     return pick(0), TorchAdafactorState(row_var=row, col_var=col, variance=var, count=count)
 
 

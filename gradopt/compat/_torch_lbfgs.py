@@ -13,7 +13,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.flatten_util import ravel_pytree
 
 from gradopt.compat._torch_common import _non_negative, _where
 from gradopt.core._base import transform
@@ -29,8 +28,8 @@ class TorchLbfgsState(NamedTuple):
     Attributes:
       d, t: the last direction and step length.
       old_dirs, old_stps, ro: the curvature pairs ``y``, ``s`` and ``1 / y.s``,
-        oldest first, in the last ``num_old`` rows of ``history_size`` rows.
-      num_old: how many pairs are stored.
+        oldest first, in the last rows of ``history_size`` rows; a row with
+        ``ro == 0`` holds no pair (a stored pair has ``y.s > 1e-10``).
       h_diag: the initial inverse-Hessian scale ``y.s / y.y``.
       prev_flat_grad, prev_loss: gradient and loss at the start of the last iteration.
       n_iter, func_evals: iterations and function evaluations so far (all steps).
@@ -41,7 +40,6 @@ class TorchLbfgsState(NamedTuple):
     old_dirs: Any
     old_stps: Any
     ro: Any
-    num_old: Any
     h_diag: Any
     prev_flat_grad: Any
     prev_loss: Any
@@ -49,9 +47,27 @@ class TorchLbfgsState(NamedTuple):
     func_evals: Any
 
 
+def _ravel(tree):
+    """The leaves of ``tree`` as one float32 vector, and the function that undoes it
+    (each leaf back to its shape and dtype); torch concatenates its parameters alike."""
+    leaves, treedef = jax.tree.flatten(tree)
+    leaves = [jnp.asarray(x) for x in leaves]
+    flat = jnp.concatenate([jnp.ravel(x).astype(_F32) for x in leaves] or [jnp.zeros((0,), _F32)])
+    sizes = [x.size for x in leaves]
+
+    def unravel(vector):
+        out, start = [], 0
+        for x, size in zip(leaves, sizes, strict=True):
+            out.append(vector[start : start + size].reshape(x.shape).astype(x.dtype))
+            start += size
+        return jax.tree.unflatten(treedef, out)
+
+    return flat, unravel
+
+
 def _init(params, *, history_size, **hyper):
     del hyper
-    flat, _ = ravel_pytree(params)
+    flat, _ = _ravel(params)
     n = flat.size
     zeros = jnp.zeros((n,), _F32)
     return TorchLbfgsState(
@@ -60,7 +76,6 @@ def _init(params, *, history_size, **hyper):
         old_dirs=jnp.zeros((history_size, n), _F32),
         old_stps=jnp.zeros((history_size, n), _F32),
         ro=jnp.zeros((history_size,), _F32),
-        num_old=jnp.zeros([], jnp.int32),
         h_diag=jnp.ones([], _F32),
         prev_flat_grad=zeros,
         prev_loss=jnp.zeros([], _F32),
@@ -199,10 +214,16 @@ def _strong_wolfe(obj, t, d, f, g, gtd, tolerance_change, max_ls):
 # one step(closure)
 
 
+def _add(count, k):
+    """``count + k`` for an int32 counter, saturating at the int32 maximum."""
+    limit = jnp.iinfo(jnp.int32).max
+    return jnp.where(count > limit - k, limit, count + k).astype(jnp.int32)
+
+
 def _two_loop(g, s):
     """The L-BFGS two-loop recursion: ``d = -H g`` from the stored pairs."""
     size = s.ro.shape[0]
-    valid = jnp.arange(size) >= size - s.num_old
+    valid = s.ro != 0
 
     def backward(k, carry):
         q, al = carry
@@ -244,21 +265,20 @@ def _update(
             "(it is evaluated as often as torch's closure would be)."
         )
     updates = check_gradients(updates, params)
-    x0, unravel = ravel_pytree(params)
-    x0 = x0.astype(_F32)
-    flat_grad = ravel_pytree(updates)[0].astype(_F32)
+    x0, unravel = _ravel(params)
+    flat_grad = _ravel(updates)[0]
 
     def evaluate(x):
-        loss, grads = jax.value_and_grad(value_fn)(unravel(x.astype(x0.dtype)))
-        return jnp.asarray(loss, _F32), ravel_pytree(grads)[0].astype(_F32)
+        loss, grads = jax.value_and_grad(value_fn)(unravel(x))
+        return jnp.asarray(loss, _F32), _ravel(grads)[0]
 
     loss = jnp.asarray(value_fn(params) if value is None else value, _F32)
-    state = state._replace(func_evals=state.func_evals + 1)
+    state = state._replace(func_evals=_add(state.func_evals, 1))
     optimal = jnp.max(jnp.abs(flat_grad)) <= tolerance_grad
 
     def iteration(c):
         s, x, loss, g, n, evals, _ = c
-        n, count = n + 1, s.n_iter + 1
+        n, count = n + 1, _add(s.n_iter, 1)
         first = count == 1
         y, step = g - s.prev_flat_grad, s.d * s.t
         ys = y @ step
@@ -267,10 +287,7 @@ def _update(
         s = s._replace(
             old_dirs=jnp.where(keep, roll(s.old_dirs, y), s.old_dirs),
             old_stps=jnp.where(keep, roll(s.old_stps, step), s.old_stps),
-            ro=jnp.where(keep, roll(s.ro, 1.0 / ys), s.ro),
-            num_old=jnp.where(
-                first, 0, jnp.minimum(s.num_old + keep.astype(jnp.int32), s.ro.shape[0])
-            ),
+            ro=jnp.where(first, 0.0, jnp.where(keep, roll(s.ro, 1.0 / ys), s.ro)),
             h_diag=jnp.where(first, 1.0, jnp.where(keep, ys / (y @ y), s.h_diag)),
         )
         d = jnp.where(first, -g, _two_loop(g, s))
@@ -293,7 +310,7 @@ def _update(
                 loss, g = jax.lax.cond(last, lambda x: (loss, g), evaluate, x)
                 ls_evals = jnp.where(last, 0, 1)
             evals = evals + ls_evals
-            s = s._replace(func_evals=s.func_evals + ls_evals)
+            s = s._replace(func_evals=_add(s.func_evals, ls_evals))
             stop = (
                 (n == max_iter)
                 | (evals >= max_eval)
@@ -312,14 +329,7 @@ def _update(
 
     start = (state, x0, loss, flat_grad, jnp.int32(0), jnp.int32(1), optimal)
     state, x, *_ = jax.lax.while_loop(lambda c: ~c[-1], iteration, start)
-    new_updates = jax.tree.map(
-        lambda new, old: (jnp.asarray(new, _F32) - jnp.asarray(old, _F32)).astype(
-            jnp.result_type(old)
-        ),
-        unravel(x.astype(x0.dtype)),
-        params,
-    )
-    return new_updates, state
+    return unravel(x - x0), state
 
 
 def _check_int(where, name, value, low):
