@@ -49,6 +49,7 @@ from gradopt.transforms._noise import AddNoiseState, add_gradient_noise
 from gradopt.transforms._packed import PackedState, packed
 from gradopt.transforms._packed_params import pack_params
 from gradopt.transforms._plateau import ReduceOnPlateauState, reduce_on_plateau
+from gradopt.transforms._rprop import RpropState, scale_by_rprop
 from gradopt.transforms._scale import ScaleByScheduleState, scale, scale_by_learning_rate
 from gradopt.transforms._weight_decay import add_decayed_weights
 
@@ -71,6 +72,7 @@ __all__ = [
     "NonFiniteError",
     "PackedState",
     "ReduceOnPlateauState",
+    "RpropState",
     "ScaleByRmsState",
     "ScaleByScheduleState",
     "SkipNonfiniteState",
@@ -119,6 +121,7 @@ __all__ = [
     "scale_by_max_norm",
     "scale_by_nesterov_ema",
     "scale_by_rms",
+    "scale_by_rprop",
     "scale_by_sum_of_squares",
     "schedules",
     "set_hyperparams",

@@ -9,8 +9,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+import gradopt
 import gradopt.compat.torch as torch_compat
-from tests.registry import DECAY, NONNEGATIVE, POSITIVE, Entry, Range
+from tests.registry import DECAY, NONNEGATIVE, POSITIVE, Convergence, Entry, Range
 
 
 def _half_sum_of_squares(params):
@@ -23,6 +24,19 @@ def _half_sum_of_squares(params):
 LR_SWEEP = (0.01, 0.1, 0.3)
 
 ENTRIES = [
+    # -- the primitive behind compat.torch.rprop --------------------------------
+    Entry(
+        "scale_by_rprop",
+        gradopt.scale_by_rprop,
+        kwargs={"initial_step_size": 0.01},
+        sweepable={"initial_step_size": (0.01, 0.05, 0.1)},
+        ranges={
+            "initial_step_size": NONNEGATIVE,
+            "eta_minus": Range(0.0, 1.0, low_open=True, high_open=True),
+            "eta_plus": Range(1.0, None, low_open=True),
+        },  # min_step_size <= max_step_size couples two arguments: tests/test_rprop.py
+        converges={"quadratic": Convergence({"initial_step_size": 0.01}, 300, 1.0)},
+    ),
     Entry(
         "compat.torch.asgd",
         torch_compat.asgd,

@@ -2,57 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
-
-import jax.numpy as jnp
-
 from gradopt.compat._torch_common import _assemble, _where
-from gradopt.core._base import GradientTransformation
 from gradopt.core._checks import check_flag, check_learning_rate, check_scalar, concrete_value
-from gradopt.core._elementwise import Elementwise, elementwise, no_step
-from gradopt.core._numerics import cast, full_like, state_zeros
+from gradopt.transforms._rprop import scale_by_rprop
 from gradopt.transforms._scale import scale
-
-
-class TorchRpropState(NamedTuple):
-    """State of :func:`rprop`'s rule: the previous (masked) gradient and the step sizes."""
-
-    prev: Any
-    step_size: Any
-
-
-def _rprop_init(params, *, lr, etaminus, etaplus, step_size_min, step_size_max):
-    del etaminus, etaplus, step_size_min, step_size_max
-    return TorchRpropState(prev=state_zeros(params, None), step_size=full_like(params, lr))
-
-
-def _rprop_leaf(x, fields, ctx, p, *, lr, etaminus, etaplus, step_size_min, step_size_max):
-    del ctx, p, lr
-    product = jnp.sign(x * fields["prev"])
-    down = product < 0
-    factor = jnp.where(product > 0, cast(etaplus, x), jnp.where(down, cast(etaminus, x), 1.0))
-    step_size = jnp.clip(
-        fields["step_size"] * factor, cast(step_size_min, x), cast(step_size_max, x)
-    )
-    g = jnp.where(down, jnp.zeros_like(x), x)  # after a sign change: no step, no memory
-    return jnp.sign(g) * step_size, {"prev": g, "step_size": step_size}
-
-
-_RPROP = Elementwise(
-    "gradopt.compat.torch.rprop's rule", _rprop_init, no_step, _rprop_leaf, ("prev", "step_size")
-)
-
-
-def _torch_rprop_scaling(lr, etas, step_sizes) -> GradientTransformation:
-    """``sign(g) * step_size`` with the step sizes adapted as torch's Rprop adapts them."""
-    return elementwise(
-        _RPROP,
-        lr=lr,
-        etaminus=etas[0],
-        etaplus=etas[1],
-        step_size_min=step_sizes[0],
-        step_size_max=step_sizes[1],
-    )
 
 
 def _pair(where, name, value) -> tuple:
@@ -74,8 +27,8 @@ def rprop(lr=0.01, etas=(0.5, 1.2), step_sizes=(1e-06, 50), *, maximize=False):
         w = w - sign(g) * s
         g_prev = g
 
-    Chain: the rule above (one elementwise stage, state ``prev`` and
-    ``step_size``), then ``scale(-1)``. ``lr`` only sets the initial step
+    Chain: ``scale_by_rprop(lr, eta_minus=..., eta_plus=..., min_step_size=...,
+    max_step_size=...)`` then ``scale(-1)``. ``lr`` only sets the initial step
     sizes, as in torch (a torch scheduler changing ``lr`` later has no effect).
 
     Args:
@@ -143,5 +96,10 @@ def rprop(lr=0.01, etas=(0.5, 1.2), step_sizes=(1e-06, 50), *, maximize=False):
             f"{where}: step_sizes must be (min, max) with min <= max, got {step_sizes!r}."
         )
     check_flag(where, "maximize", maximize)
-    rule = [_torch_rprop_scaling(lr, (etaminus, etaplus), (low, high)), scale(-1.0)]
+    rule = [
+        scale_by_rprop(
+            lr, eta_minus=etaminus, eta_plus=etaplus, min_step_size=low, max_step_size=high
+        ),
+        scale(-1.0),
+    ]
     return _assemble(rule, weight_decay=0, maximize=maximize, coupled=False)
