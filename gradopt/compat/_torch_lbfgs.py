@@ -265,6 +265,33 @@ def _update(
             "(it is evaluated as often as torch's closure would be)."
         )
     updates = check_gradients(updates, params)
+    static = dict(
+        value_fn=value_fn, max_iter=max_iter, max_eval=max_eval, line_search_fn=line_search_fn
+    )
+    dynamic = (updates, state, params, value, lr, tolerance_grad, tolerance_change)
+    try:
+        hash(value_fn)
+    except TypeError:  # an unhashable loss: traced anew at every call
+        return _step(*dynamic, **static)
+    return _step_jit(*dynamic, **static)
+
+
+def _step(
+    updates,
+    state,
+    params,
+    value,
+    lr,
+    tolerance_grad,
+    tolerance_change,
+    *,
+    value_fn,
+    max_iter,
+    max_eval,
+    line_search_fn,
+):
+    """One ``step(closure)``; jitted with the loss and the loop bounds static, so eager
+    calls with the same loss reuse the compiled loops."""
     x0, unravel = _ravel(params)
     flat_grad = _ravel(updates)[0]
 
@@ -330,6 +357,9 @@ def _update(
     start = (state, x0, loss, flat_grad, jnp.int32(0), jnp.int32(1), optimal)
     state, x, *_ = jax.lax.while_loop(lambda c: ~c[-1], iteration, start)
     return unravel(x - x0), state
+
+
+_step_jit = jax.jit(_step, static_argnames=("value_fn", "max_iter", "max_eval", "line_search_fn"))
 
 
 def _check_int(where, name, value, low):

@@ -258,8 +258,9 @@ def muon(
 
     Note:
       The momentum is an exponential average (torch's ``lerp``), not the
-      ``B = mu B + g`` of torch's docstring; the Newton–Schulz output is not
-      exactly orthogonal (singular values roughly in [0.7, 1.2]). optax's
+      ``B = mu B + g`` of torch's docstring (after the normalisation inside
+      the iteration the two differ only by rounding); the quintic iteration's
+      output is close to, not exactly, the orthogonal factor ``U V^T``. optax's
       ``contrib.muon`` and Keras' ``Muon`` send non-matrix leaves to AdamW
       instead of refusing them, and scale differently.
 
