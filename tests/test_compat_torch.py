@@ -42,9 +42,21 @@ RTOL = 2e-5
 ULPS = 8  # absolute tolerance: this many float32 ulps of each coordinate's magnitude
 
 
+def _exponential_torch(count, *, initial, rate):
+    """``initial * rate**count`` as torch's ExponentialLR holds it (double, then float32)."""
+    t = jnp.asarray(count).astype(jnp.float32)
+    return initial * jnp.exp(t * float(np.log(rate)))
+
+
 def _kwargs(config):
-    """The recorded keyword arguments (JSON turned tuples into lists)."""
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in config["kwargs"].items()}
+    """The recorded keyword arguments (JSON turned tuples into lists); a decaying
+    learning rate becomes the schedule ``step -> lr * rate**step``."""
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in config["kwargs"].items()}
+    if "lr_decay_rate" in config:
+        kwargs["lr"] = gradopt.Bound(
+            _exponential_torch, initial=kwargs["lr"], rate=config["lr_decay_rate"]
+        )
+    return kwargs
 
 
 def _leaves(problem, kind):
@@ -108,7 +120,12 @@ GRADIENT_CONFIGS = [c for c in META["configs"] if c["problem"] in GRADIENT_PROBL
 
 
 @pytest.mark.parametrize(
-    "config", GRADIENT_CONFIGS, ids=[f"{c['class']}-{c['id']}" for c in GRADIENT_CONFIGS]
+    "config",
+    GRADIENT_CONFIGS,
+    ids=[
+        f"{c['class']}-{c['id']}{'-scheduled' if 'lr_decay_rate' in c else ''}"
+        for c in GRADIENT_CONFIGS
+    ],
 )
 def test_reproduces_recorded_trajectory(config, gradient_runs):
     got, _ = gradient_runs[config["id"]]
@@ -139,7 +156,7 @@ def test_asgd_average_needs_one_asgd_state():
 
 def _first(cls, **kwargs):
     for c in META["configs"]:
-        if c["class"] == cls and _kwargs(c) == kwargs:
+        if c["class"] == cls and "lr_decay_rate" not in c and _kwargs(c) == kwargs:
             return c
     raise LookupError(f"no recorded {cls}({kwargs})")
 
