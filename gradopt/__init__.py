@@ -80,6 +80,7 @@ from gradopt.transforms._partition import (
 )
 from gradopt.transforms._plateau import ReduceOnPlateauState, reduce_on_plateau
 from gradopt.transforms._real_only import real_only
+from gradopt.transforms._rprop import RpropState, scale_by_rprop
 from gradopt.transforms._scale import ScaleByScheduleState, scale, scale_by_learning_rate
 from gradopt.transforms._schedule_free import (
     ScheduleFreeState,
@@ -142,6 +143,7 @@ __all__ = [
     "PackedState",
     "PartitionState",
     "ReduceOnPlateauState",
+    "RpropState",
     "ScaleByRmsState",
     "ScaleByScheduleState",
     "SkipNonfiniteState",
@@ -197,6 +199,7 @@ __all__ = [
     "scale_by_max_norm",
     "scale_by_nesterov_ema",
     "scale_by_rms",
+    "scale_by_rprop",
     "scale_by_sum_of_squares",
     "scale_loss",
     "schedules",

@@ -70,6 +70,14 @@ Fields that matter (all optional except name and factory):
     real parameters only" (wrap the transform in ``gradopt.real_only(tx,
     name="gradopt.<name>")``); the battery checks exactly that.
   - ``None`` (the default): not decided yet; no complex check runs.
+* ``matrices_only``: the transform refuses parameters that are not 2-D
+  matrices (``compat.torch.muon``, as torch's Muon); the suites that feed
+  trees of mixed shapes feed it matrices only, or skip it.
+* ``reevaluates``: the transform evaluates the loss's gradient itself (LBFGS
+  through ``extra_args["value_fn"]``); fed gradients that are not that
+  gradient, it may legitimately not move, so the suites check finiteness only.
+* ``schedule_lr``: False if the compat entry's learning rate cannot be a
+  schedule (torch reads it once, or never from a scheduler).
 """
 
 from __future__ import annotations
@@ -136,6 +144,9 @@ class Entry:
     static_args: tuple[str, ...] = ()  # ints that fix the state's shapes: static under inject
     optimizer: bool = False
     supports_complex: bool | None = None
+    matrices_only: bool = False
+    schedule_lr: bool = True
+    reevaluates: bool = False
 
     def make(self, **overrides):
         """Build the transform with the entry's kwargs updated by ``overrides``."""
@@ -147,6 +158,17 @@ class Entry:
 
     def __repr__(self) -> str:  # short ids in test reports
         return self.name
+
+
+def as_matrices(entry: Entry, tree):
+    """``tree`` for ``entry``: unchanged, or with every leaf made 2-D for a
+    ``matrices_only`` entry (a scalar becomes ``(1, 1)``, a vector ``(1, n)``)."""
+    if not entry.matrices_only:
+        return tree
+    return jax.tree.map(
+        lambda x: jnp.reshape(jnp.asarray(x), (-1, jnp.shape(x)[-1]) if jnp.ndim(x) else (1, 1)),
+        tree,
+    )
 
 
 def _schedule(count):
@@ -770,7 +792,12 @@ def _load_parts() -> tuple[list[Entry], set[str]]:
 _PART_ENTRIES, _PART_HELPERS = _load_parts()
 _REPLACED = {e.name for e in _PART_ENTRIES if e.name.startswith("compat.")}
 # (a generic compat entry whose name a part lists in NOT_TRANSFORMS is dropped too)
-REGISTRY = [e for e in REGISTRY if e.name not in _REPLACED | _PART_HELPERS] + _PART_ENTRIES
+REGISTRY = [
+    e
+    for e in REGISTRY
+    if e.name not in _REPLACED | _PART_HELPERS
+    and not (e.name.startswith("compat.") and e.name.rsplit(".", 1)[-1] in _PART_HELPERS)
+] + _PART_ENTRIES
 
 BY_NAME: dict[str, Entry] = {e.name: e for e in REGISTRY}
 if len(BY_NAME) != len(REGISTRY):

@@ -59,7 +59,7 @@ ENTRIES = [
         ranges={"consistent_rms": NONNEGATIVE},
     ),
     Entry(
-        "partition",
+        "partition-sgd_adam",
         _partition_sgd_adam,
         kwargs={"learning_rate": 0.05},
         sweepable={"learning_rate": LR_SWEEP},

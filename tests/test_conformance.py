@@ -29,7 +29,7 @@ import pytest
 
 import gradopt
 from gradopt.testing import check_refuses_complex, check_transform
-from tests.registry import NOT_TRANSFORMS, REGISTRY
+from tests.registry import NOT_TRANSFORMS, REGISTRY, as_matrices
 
 ENTRIES = [pytest.param(e, id=e.name) for e in REGISTRY]
 N_STEPS = 3
@@ -142,7 +142,7 @@ def test_check_transform(entry):
     Entries that support complex parameters also pass the kit's complex checks
     (``complex_params=True``); real-only entries refuse complex parameters.
     """
-    params = make_params()
+    params = as_matrices(entry, make_params())
     result = check_transform(
         entry.make(),
         params,
@@ -156,7 +156,7 @@ def test_check_transform(entry):
     if entry.supports_complex is False:
         check_refuses_complex(entry.make(), params, name=entry.name.split("-")[0])
     # the kit's default gradients are the ones make_grads builds (values exact in bfloat16)
-    chex.assert_trees_all_equal(result.grads, make_grads())
+    chex.assert_trees_all_equal(result.grads, as_matrices(entry, make_grads()))
     if entry.low_precision:
         chex.assert_trees_all_close(
             jax.tree.map(lambda x: x.astype(jnp.float32), result.bfloat16_updates),
@@ -164,17 +164,18 @@ def test_check_transform(entry):
             rtol=3e-2,
             atol=1e-2,
         )
-        new = gradopt.apply_updates(make_params(jnp.bfloat16), result.bfloat16_updates[-1])
-        assert signature(new) == signature(make_params(jnp.bfloat16))
+        bf16_params = as_matrices(entry, make_params(jnp.bfloat16))
+        new = gradopt.apply_updates(bf16_params, result.bfloat16_updates[-1])
+        assert signature(new) == signature(bf16_params)
         chex.assert_tree_all_finite(new)
 
 
 @pytest.mark.parametrize("entry", [p for p in ENTRIES if p.values[0].needs_params])
 def test_entries_that_need_params_say_so_when_called_without(entry):
     tx = entry.make()
-    params = make_params()
+    params = as_matrices(entry, make_params())
     with pytest.raises(ValueError, match="needs the parameters"):
-        tx.update(make_grads()[0], tx.init(params), None, **entry.extra_args)
+        tx.update(as_matrices(entry, make_grads()[0]), tx.init(params), None, **entry.extra_args)
 
 
 # ----------------------------------------------------------------------------
@@ -186,7 +187,7 @@ def test_vmap_over_hyperparameters_matches_python_loop(entry):
     """All sweepable hyperparameters at once: the i-th run uses the i-th value of each."""
     sweeps = entry.sweepable
     n = min(len(v) for v in sweeps.values())
-    params, grads = make_params(), make_grads()
+    params, grads = as_matrices(entry, (make_params(), make_grads()))
 
     def run(hypers):
         return run_steps(entry, entry.make(**hypers), grads, params)

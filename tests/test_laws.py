@@ -28,7 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gradopt
-from tests.registry import REGISTRY
+from tests.registry import REGISTRY, as_matrices
 
 OPTIMIZERS = [e for e in REGISTRY if e.optimizer]
 
@@ -226,7 +226,7 @@ def _signature(tree):
 
 @pytest.mark.parametrize("entry", [pytest.param(e, id=e.name) for e in REGISTRY if e.ranges])
 def test_state_structure_does_not_depend_on_hyperparameter_values(entry):
-    params = params_tree()
+    params = as_matrices(entry, params_tree())
     for name, values in _structure_values(entry):
         if name == "dampening" and entry.kwargs.get("nesterov"):
             continue

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tests.registry import REGISTRY, Range
+from tests.registry import REGISTRY, Range, as_matrices
 
 settings.register_profile(
     "gradopt-validation",
@@ -164,8 +164,8 @@ def _halving(count):
 
 @pytest.mark.parametrize("entry", [p for p in RANGED if p.values[0].callable_ok])
 def test_schedule_arguments_accept_a_callable(entry):
-    params = {"w": jnp.asarray([1.0, -2.0])}
-    grads = {"w": jnp.asarray([0.5, 0.25])}
+    params = as_matrices(entry, {"w": jnp.asarray([1.0, -2.0])})
+    grads = as_matrices(entry, {"w": jnp.asarray([0.5, 0.25])})
     for name in entry.callable_ok:
         tx = entry.make(**{name: _halving})
         state = tx.init(params)

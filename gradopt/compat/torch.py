@@ -30,11 +30,28 @@ from __future__ import annotations
 import functools
 
 import jax.numpy as jnp
-import numpy as np
 
-from gradopt.core._base import Bound, GradientTransformation
+from gradopt.compat import swa_utils as swa_utils  # torch.optim.swa_utils
+from gradopt.compat._torch_adafactor import adafactor
+from gradopt.compat._torch_asgd import asgd, asgd_average
+from gradopt.compat._torch_common import (
+    _assemble,
+    _below_one,
+    _check_betas,
+    _decoupled,
+    _is_zero,
+    _non_negative,
+    _positive,
+    _where,
+)
+from gradopt.compat._torch_lbfgs import lbfgs
+from gradopt.compat._torch_muon import muon
+from gradopt.compat._torch_radam import radam
+from gradopt.compat._torch_rprop import rprop
+from gradopt.compat._torch_sparse_adam import sparse_adam
+from gradopt.core._base import Bound
 from gradopt.core._chain import chain, divide
-from gradopt.core._checks import check_flag, check_learning_rate, check_scalar, concrete_value
+from gradopt.core._checks import check_flag, check_learning_rate, check_scalar
 from gradopt.transforms._adaptive import (
     infinity_norm,
     root_mean_square,
@@ -45,116 +62,28 @@ from gradopt.transforms._adaptive import (
 from gradopt.transforms._moments import bias_correction, ema, scale_by_nesterov_ema
 from gradopt.transforms._momentum import trace
 from gradopt.transforms._real_only import real_only
-from gradopt.transforms._scale import scale, scale_by_learning_rate
-from gradopt.transforms._weight_decay import add_decayed_weights
+from gradopt.transforms._scale import scale_by_learning_rate
 
-__all__ = ["adadelta", "adagrad", "adam", "adamax", "adamw", "nadam", "rmsprop", "sgd"]
-
-
-def _where(name: str) -> str:
-    return f"gradopt.compat.torch.{name}"
-
-
-_REAL_ONLY = (
-    "torch.optim steps a complex parameter as pairs of real numbers "
-    "(torch.view_as_real), which this module does not reproduce"
-)
-
-
-def _real_only(factory):
-    """Make ``factory`` refuse complex parameters at init, naming itself (``docs/complex.md``)."""
-
-    @functools.wraps(factory)
-    def build(*args, **kwargs) -> GradientTransformation:
-        tx = factory(*args, **kwargs)
-        return real_only(tx, name=_where(factory.__name__), reason=_REAL_ONLY)
-
-    return build
+__all__ = [
+    "adadelta",
+    "adafactor",
+    "adagrad",
+    "adam",
+    "adamax",
+    "adamw",
+    "asgd",
+    "asgd_average",
+    "lbfgs",
+    "muon",
+    "nadam",
+    "radam",
+    "rmsprop",
+    "rprop",
+    "sgd",
+    "sparse_adam",
+]
 
 
-def _non_negative(where: str, name: str, value) -> None:
-    check_scalar(where, name, value, low=0.0, fix=f"torch.optim requires {name} >= 0.")
-
-
-def _positive(where: str, name: str, value) -> None:
-    check_scalar(
-        where,
-        name,
-        value,
-        low=0.0,
-        low_open=True,
-        fix=f"torch.optim accepts {name}=0, but gradopt needs {name} > 0 (a zero denominator "
-        "gives inf or NaN updates); use a small value such as 1e-8.",
-    )
-
-
-def _below_one(where: str, name: str, value) -> None:
-    check_scalar(
-        where,
-        name,
-        value,
-        low=0.0,
-        high=1.0,
-        high_open=True,
-        fix=f"gradopt needs {name} in [0, 1) (at 1 the average never forgets); 0.9 is usual.",
-    )
-
-
-def _check_betas(where: str, betas) -> tuple:
-    if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
-        raise TypeError(
-            f"{where}: betas must be a pair (beta1, beta2) such as (0.9, 0.999), got {betas!r}."
-        )
-    for i, b in enumerate(betas):
-        check_scalar(
-            where,
-            f"betas[{i}]",
-            b,
-            low=0.0,
-            high=1.0,
-            high_open=True,
-            fix="Each beta lies in [0, 1), as torch.optim requires.",
-        )
-    return tuple(betas)
-
-
-def _is_zero(value) -> bool:
-    """True for a concrete zero; a traced value is taken to be non-zero."""
-    return concrete_value(value) == 0.0
-
-
-def _assemble(rule, *, weight_decay, maximize, coupled=True) -> GradientTransformation:
-    """``chain(<maximize>, <coupled weight decay>, *rule)``.
-
-    The coupled decay stage is there whatever the value of ``weight_decay``
-    (0 changes nothing), so that the state's structure does not depend on it.
-    """
-    pre = [scale(-1.0)] if maximize else []
-    if coupled:
-        pre.append(add_decayed_weights(weight_decay))
-    return chain(*pre, *rule)
-
-
-def _decoupled(weight_decay, decoupled: bool, lr) -> list:
-    """The decoupled decay stage (``w *= 1 - lr*wd`` before the step), placed before lr.
-
-    torch multiplies by ``1 - lr*wd`` rounded to float32, which shifts the decay
-    by up to 6e-8 a step: 1e-5 relative after 200 steps at ``lr*wd = 1e-3``.
-    For concrete values the coefficient is adjusted so that ``lr * wd`` equals
-    ``1 - float32(1 - lr*wd)`` exactly as torch applies it.
-    """
-    if not decoupled:
-        return []
-    if _is_zero(weight_decay):
-        return [add_decayed_weights(weight_decay)]
-    lr_value, wd_value = concrete_value(lr), concrete_value(weight_decay)
-    if lr_value and wd_value is not None and not callable(lr):
-        factor = float(np.float32(1.0 - lr_value * wd_value))
-        weight_decay = (1.0 - factor) / lr_value
-    return [add_decayed_weights(weight_decay)]
-
-
-@_real_only
 def sgd(lr=0.001, momentum=0, dampening=0, weight_decay=0, nesterov=False, *, maximize=False):
     """``torch.optim.SGD``.
 
@@ -216,7 +145,6 @@ def _adagrad_lr(count, *, lr, lr_decay):
     return rate / (1 + t * lr_decay)
 
 
-@_real_only
 def adagrad(
     lr=0.01,
     lr_decay=0,
@@ -266,7 +194,6 @@ def adagrad(
     return _assemble(rule, weight_decay=weight_decay, maximize=maximize)
 
 
-@_real_only
 def adadelta(lr=1.0, rho=0.9, eps=1e-06, weight_decay=0, *, maximize=False):
     """``torch.optim.Adadelta``.
 
@@ -296,7 +223,6 @@ def adadelta(lr=1.0, rho=0.9, eps=1e-06, weight_decay=0, *, maximize=False):
     return _assemble(rule, weight_decay=weight_decay, maximize=maximize)
 
 
-@_real_only
 def rmsprop(
     lr=0.01,
     alpha=0.99,
@@ -364,7 +290,6 @@ def _adam(where, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled):
     return _assemble(rule, weight_decay=weight_decay, maximize=maximize, coupled=not decoupled)
 
 
-@_real_only
 def adam(
     lr=0.001,
     betas=(0.9, 0.999),
@@ -405,7 +330,6 @@ def adam(
     )
 
 
-@_real_only
 def adamw(
     lr=0.001,
     betas=(0.9, 0.999),
@@ -430,7 +354,6 @@ def adamw(
     return _adam(_where("adamw"), lr, betas, eps, weight_decay, amsgrad, maximize, True)
 
 
-@_real_only
 def adamax(lr=0.002, betas=(0.9, 0.999), eps=1e-08, weight_decay=0, *, maximize=False):
     """``torch.optim.Adamax``.
 
@@ -465,7 +388,6 @@ def adamax(lr=0.002, betas=(0.9, 0.999), eps=1e-08, weight_decay=0, *, maximize=
     return _assemble(rule, weight_decay=weight_decay, maximize=maximize)
 
 
-@_real_only
 def nadam(
     lr=0.002,
     betas=(0.9, 0.999),
@@ -523,3 +445,27 @@ def nadam(
     return _assemble(
         rule, weight_decay=weight_decay, maximize=maximize, coupled=not decoupled_weight_decay
     )
+
+
+# torch.optim steps a complex parameter as a pair of real numbers
+# (torch.view_as_real), which this module does not reproduce: every optimizer
+# here refuses complex parameters at init, naming itself (docs/complex.md).
+_REAL_ONLY = (
+    "torch.optim steps a complex parameter as pairs of real numbers "
+    "(torch.view_as_real), which this module does not reproduce"
+)
+
+
+def _real_only(factory):
+    """Make ``factory`` refuse complex parameters at init, naming itself."""
+
+    @functools.wraps(factory)
+    def build(*args, **kwargs):
+        return real_only(factory(*args, **kwargs), name=_where(factory.__name__), reason=_REAL_ONLY)
+
+    return build
+
+
+for _name in __all__:
+    if _name != "asgd_average":  # an accessor, not an optimizer
+        globals()[_name] = _real_only(globals()[_name])
