@@ -4,7 +4,18 @@ from gradopt import data, schedules
 from gradopt.core._base import Bound, EmptyState, GradientTransformation, apply_updates
 from gradopt.core._chain import branch, chain, divide, identity, named_chain, quotient
 from gradopt.optimizers._adam import adam, adamax, adamw, amsgrad, nadam
+from gradopt.optimizers._adam_variants import (
+    adabelief,
+    adamaxw,
+    adan,
+    ademamix,
+    adopt,
+    nadamw,
+    radam,
+    yogi,
+)
 from gradopt.optimizers._sgd import adadelta, adagrad, rmsprop, sgd
+from gradopt.optimizers._sign import lion, sign_sgd, signum
 from gradopt.training._early_stopping import EarlyStopping
 from gradopt.transforms._accumulate import AccumulateState, accumulate
 from gradopt.transforms._adaptive import (
@@ -50,6 +61,23 @@ from gradopt.transforms._packed import PackedState, packed
 from gradopt.transforms._packed_params import pack_params
 from gradopt.transforms._plateau import ReduceOnPlateauState, reduce_on_plateau
 from gradopt.transforms._scale import ScaleByScheduleState, scale, scale_by_learning_rate
+from gradopt.transforms._mixed_moments import (
+    AdanState,
+    AdemamixState,
+    AdoptState,
+    quarter_power,
+    scale_by_adan,
+    scale_by_ademamix,
+    scale_by_adopt,
+)
+from gradopt.transforms._second_moments import (
+    BeliefState,
+    RectifiedState,
+    rectified_root_mean_square,
+    scale_by_belief,
+    scale_by_yogi,
+)
+from gradopt.transforms._sign import LionState, scale_by_lion, scale_by_sign
 from gradopt.transforms._weight_decay import add_decayed_weights
 
 __version__ = "0.1.0"
