@@ -14,6 +14,9 @@ from gradopt.optimizers._adam_variants import (
     radam,
     yogi,
 )
+from gradopt.optimizers._cautious import CautiousState, cautious
+from gradopt.optimizers._layerwise import fromage, lamb, lars, novograd
+from gradopt.optimizers._polyak import polyak_sgd
 from gradopt.optimizers._sgd import adadelta, adagrad, rmsprop, sgd
 from gradopt.optimizers._sign import lion, sign_sgd, signum
 from gradopt.training._early_stopping import EarlyStopping
@@ -40,6 +43,21 @@ from gradopt.transforms._guards import (
     skip_nonfinite,
 )
 from gradopt.transforms._inject import InjectHyperparamsState, inject_hyperparams, set_hyperparams
+from gradopt.transforms._layerwise import (
+    LayerwiseRmsState,
+    rescale_params,
+    scale_by_layerwise_rms,
+    scale_by_trust_ratio,
+)
+from gradopt.transforms._mixed_moments import (
+    AdanState,
+    AdemamixState,
+    AdoptState,
+    quarter_power,
+    scale_by_adan,
+    scale_by_ademamix,
+    scale_by_adopt,
+)
 from gradopt.transforms._moments import (
     BiasCorrectionState,
     EmaState,
@@ -60,16 +78,8 @@ from gradopt.transforms._noise import AddNoiseState, add_gradient_noise
 from gradopt.transforms._packed import PackedState, packed
 from gradopt.transforms._packed_params import pack_params
 from gradopt.transforms._plateau import ReduceOnPlateauState, reduce_on_plateau
+from gradopt.transforms._polyak import scale_by_polyak
 from gradopt.transforms._scale import ScaleByScheduleState, scale, scale_by_learning_rate
-from gradopt.transforms._mixed_moments import (
-    AdanState,
-    AdemamixState,
-    AdoptState,
-    quarter_power,
-    scale_by_adan,
-    scale_by_ademamix,
-    scale_by_adopt,
-)
 from gradopt.transforms._second_moments import (
     BeliefState,
     RectifiedState,
@@ -85,19 +95,27 @@ __version__ = "0.1.0"
 __all__ = [
     "AccumulateState",
     "AdadeltaState",
+    "AdanState",
     "AddNoiseState",
+    "AdemamixState",
+    "AdoptState",
+    "BeliefState",
     "BiasCorrectionState",
     "Bound",
+    "CautiousState",
     "EarlyStopping",
     "EmaState",
     "EmptyState",
     "GradientTransformation",
     "HeavyBallState",
     "InjectHyperparamsState",
+    "LayerwiseRmsState",
+    "LionState",
     "MaxNormState",
     "NesterovEmaState",
     "NonFiniteError",
     "PackedState",
+    "RectifiedState",
     "ReduceOnPlateauState",
     "ScaleByRmsState",
     "ScaleByScheduleState",
@@ -106,18 +124,24 @@ __all__ = [
     "TerminateOnNaN",
     "TraceState",
     "accumulate",
+    "adabelief",
     "adadelta",
     "adagrad",
     "adam",
     "adamax",
+    "adamaxw",
     "adamw",
+    "adan",
     "add_decayed_weights",
     "add_gradient_noise",
+    "ademamix",
+    "adopt",
     "all_finite",
     "amsgrad",
     "apply_updates",
     "bias_correction",
     "branch",
+    "cautious",
     "chain",
     "check_skips",
     "clip",
@@ -127,32 +151,56 @@ __all__ = [
     "divide",
     "ema",
     "ema_of_squares",
+    "fromage",
     "global_norm",
     "heavy_ball",
     "identity",
     "infinity_norm",
     "inject_hyperparams",
+    "lamb",
+    "lars",
+    "lion",
     "lookahead_params",
     "nadam",
+    "nadamw",
     "named_chain",
+    "novograd",
     "pack_params",
     "packed",
+    "polyak_sgd",
+    "quarter_power",
     "quotient",
+    "radam",
+    "rectified_root_mean_square",
     "reduce_on_plateau",
+    "rescale_params",
     "rmsprop",
     "root_mean_square",
     "scale",
     "scale_by_adadelta",
+    "scale_by_adan",
+    "scale_by_ademamix",
+    "scale_by_adopt",
+    "scale_by_belief",
+    "scale_by_layerwise_rms",
     "scale_by_learning_rate",
+    "scale_by_lion",
     "scale_by_max_norm",
     "scale_by_nesterov_ema",
+    "scale_by_polyak",
     "scale_by_rms",
+    "scale_by_sign",
     "scale_by_sum_of_squares",
+    "scale_by_trust_ratio",
+    "scale_by_yogi",
     "schedules",
     "set_hyperparams",
     "sgd",
+    "sign_sgd",
+    "signum",
     "skip_nonfinite",
     "trace",
+    "yogi",
 ]
 
 # Imported last: the compat modules are built from the public names above.

@@ -52,3 +52,45 @@ def radam(lr, b1=0.9, b2=0.999, eps=1e-8, threshold=5.0):
         return -lr * u, {"m": m, "v": v, "t": t}
 
     return init, step
+
+
+def adam(lr, b1=0.9, b2=0.999, eps=1e-8):
+    """Kingma & Ba (2015), Algorithm 1; returns the step to add."""
+
+    def init(w):
+        return {"m": np.zeros_like(w), "v": np.zeros_like(w), "t": 0}
+
+    def step(g, s, w):
+        t = s["t"] + 1
+        m = b1 * s["m"] + (1 - b1) * g
+        v = b2 * s["v"] + (1 - b2) * g**2
+        u = (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+        return -lr * u, {"m": m, "v": v, "t": t}
+
+    return init, step
+
+
+def lion(lr, b1=0.9, b2=0.99):
+    """Chen et al. (2023), Program 1, without weight decay."""
+
+    def init(w):
+        return {"m": np.zeros_like(w)}
+
+    def step(g, s, w):
+        c = b1 * s["m"] + (1 - b1) * g
+        return -lr * np.sign(c), {"m": b2 * s["m"] + (1 - b2) * g}
+
+    return init, step
+
+
+def cautious(rule):
+    """Liang et al. (2024): the step kept where it opposes the gradient,
+    rescaled by ``size / (kept + 1)`` per tensor."""
+    init, inner = rule
+
+    def step(g, s, w):
+        u, s = inner(g, s, w)
+        phi = (u * g < 0).astype(np.float64)
+        return u * phi * (u.size / (phi.sum() + 1)), s
+
+    return init, step

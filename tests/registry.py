@@ -654,7 +654,6 @@ REGISTRY += [
 ]
 
 
-
 def _load_parts() -> tuple[list[Entry], set[str]]:
     """Entries and helper names from every ``tests/registry_<area>.py`` file.
 

@@ -30,7 +30,6 @@ from gradopt.core._checks import (
 )
 from gradopt.transforms._adaptive import infinity_norm, root_mean_square
 from gradopt.transforms._mixed_moments import (
-    quarter_power,
     scale_by_adan,
     scale_by_ademamix,
     scale_by_adopt,
@@ -38,11 +37,34 @@ from gradopt.transforms._mixed_moments import (
 from gradopt.transforms._moments import bias_correction, ema, scale_by_nesterov_ema
 from gradopt.transforms._scale import scale_by_learning_rate
 from gradopt.transforms._second_moments import (
+    check_eps_root,
     rectified_root_mean_square,
     scale_by_belief,
     scale_by_yogi,
 )
 from gradopt.transforms._weight_decay import add_decayed_weights
+
+
+def check_args(where, learning_rate=None, **named):
+    """Validate a named optimizer's arguments by their names, naming the optimizer."""
+    if learning_rate is not None:
+        check_learning_rate(where, learning_rate)
+    for name, value in named.items():
+        if name.startswith("b") and name[1:].isdigit() or name in ("beta", "momentum"):
+            if not callable(value):
+                check_decay(where, name, value)
+        elif name == "eps":
+            check_eps(where, value)
+        elif name == "eps_root":
+            check_eps_root(where, value)
+        elif name == "weight_decay":
+            check_weight_decay(where, value)
+        elif name.endswith("dtype"):
+            check_dtype(where, value, name)
+        elif name in ("nesterov", "use_clipping"):
+            check_flag(where, name, value)
+        else:
+            raise AssertionError(name)
 
 
 def _first_moment(b1, nesterov, dtype=None):
@@ -77,8 +99,8 @@ def radam(
       b1, b2: decay rates of the moments, in [0, 1).
       eps: > 0, outside the square root.
       eps_root: >= 0, inside the square root.
-      threshold: the smallest ``rho_t`` for the adaptive step, > 4 (5: the
-        authors' code; the paper's algorithm writes 4).
+      threshold: the smallest ``rho_t`` for the adaptive step, >= 0 (5: the
+        authors' code; 4, or anything below, is the paper's ``rho_t > 4``).
       nesterov: the Nesterov form of ``m_hat`` (see :func:`nadamw`).
 
     Returns:
@@ -109,10 +131,7 @@ def radam(
       Liu, Jiang, He, Chen, Liu, Gao & Han, On the variance of the adaptive
       learning rate and beyond, ICLR 2020, arXiv:1908.03265.
     """
-    where = "gradopt.radam"
-    check_learning_rate(where, learning_rate)
-    check_decay(where, "b1", b1)
-    check_flag(where, "nesterov", nesterov)
+    check_args("gradopt.radam", learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root)
     return chain(
         divide(
             _first_moment(b1, nesterov),
@@ -168,7 +187,7 @@ def adabelief(
       AdaBelief optimizer: Adapting stepsizes by the belief in observed
       gradients, NeurIPS 2020, arXiv:2010.07468.
     """
-    check_learning_rate("gradopt.adabelief", learning_rate)
+    check_args("gradopt.adabelief", learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root)
     return chain(
         scale_by_belief(b1, b2, eps=eps, eps_root=eps_root, nesterov=nesterov),
         scale_by_learning_rate(learning_rate),
@@ -216,7 +235,7 @@ def yogi(learning_rate=1e-2, b1=0.9, b2=0.999, eps=1e-3) -> GradientTransformati
       Zaheer, Reddi, Sachan, Kale & Kumar, Adaptive methods for nonconvex
       optimization, NeurIPS 2018.
     """
-    check_learning_rate("gradopt.yogi", learning_rate)
+    check_args("gradopt.yogi", learning_rate, b1=b1, b2=b2, eps=eps)
     return chain(scale_by_yogi(b1, b2, eps=eps), scale_by_learning_rate(learning_rate))
 
 
@@ -280,9 +299,16 @@ def adan(
       Xie, Zhou, Li, Lin & Yan, Adan: Adaptive Nesterov momentum algorithm
       for faster optimizing deep models, 2022, arXiv:2208.06677 (TPAMI 2024).
     """
-    where = "gradopt.adan"
-    check_learning_rate(where, learning_rate)
-    check_weight_decay(where, weight_decay)
+    check_args(
+        "gradopt.adan",
+        learning_rate,
+        b1=b1,
+        b2=b2,
+        b3=b3,
+        eps=eps,
+        eps_root=eps_root,
+        weight_decay=weight_decay,
+    )
     return chain(
         scale_by_adan(b1, b2, b3, eps=eps, eps_root=eps_root),
         add_decayed_weights(weight_decay, mask=mask),
@@ -299,7 +325,7 @@ def nadamw(
     weight_decay=1e-4,
     mask=None,
 ) -> GradientTransformation:
-    r"""NAdamW: Nesterov's Adam with decoupled weight decay (Dozat, 2016; Loshchilov & Hutter, 2019).
+    r"""NAdamW: Nesterov's Adam with decoupled weight decay (Dozat, 2016; Loshchilov & Hutter).
 
     With ``v_hat`` as in :func:`gradopt.adam` and a constant momentum ``b1``::
 
@@ -340,12 +366,15 @@ def nadamw(
       Loshchilov & Hutter, Decoupled weight decay regularization, ICLR 2019,
       arXiv:1711.05101.
     """
-    where = "gradopt.nadamw"
-    check_learning_rate(where, learning_rate)
-    check_decay(where, "b1", b1)
-    check_eps(where, eps)
-    check_dtype(where, mu_dtype, "mu_dtype")
-    check_weight_decay(where, weight_decay)
+    check_args(
+        "gradopt.nadamw",
+        learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        mu_dtype=mu_dtype,
+        weight_decay=weight_decay,
+    )
     return chain(
         divide(_first_moment(b1, True, mu_dtype), root_mean_square(b2, eps=eps, debias=True)),
         add_decayed_weights(weight_decay, mask=mask),
@@ -401,9 +430,7 @@ def adamaxw(
       (section 7.1), arXiv:1412.6980; Loshchilov & Hutter, Decoupled weight
       decay regularization, ICLR 2019, arXiv:1711.05101.
     """
-    where = "gradopt.adamaxw"
-    check_learning_rate(where, learning_rate)
-    check_weight_decay(where, weight_decay)
+    check_args("gradopt.adamaxw", learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
     return chain(
         divide(_first_moment(b1, False), infinity_norm(b2, eps=eps, eps_inside_max=True)),
         add_decayed_weights(weight_decay, mask=mask),
@@ -420,7 +447,6 @@ def adopt(
     *,
     nesterov: bool = False,
     use_clipping: bool = True,
-    clip_value_fn=quarter_power,
 ) -> GradientTransformation:
     r"""ADOPT: Adam that converges with any b2 (Taniguchi et al., 2024).
 
@@ -441,8 +467,8 @@ def adopt(
       mu_dtype: storage dtype of ``m``.
       nesterov: step by ``b1 * m + (1 - b1) * clip(...)`` instead of ``m``.
       use_clipping: clip as above (the paper's stable variant); False
-        divides only.
-      clip_value_fn: ``c_t`` as a function of ``t`` (default ``t**0.25``).
+        divides only. For another bound ``c_t`` use
+        ``chain(scale_by_adopt(..., clip_value_fn=f), scale_by_learning_rate(lr))``.
 
     Returns:
       ``chain(scale_by_adopt(b1, b2, eps=eps, ...), scale_by_learning_rate(learning_rate))``.
@@ -462,7 +488,10 @@ def adopt(
 
     Note:
       How PyTorch, Keras and optax differ: optax.contrib.adopt has these
-      names, defaults and rule (the first update is zero). The authors'
+      names, defaults and rule (the first update is zero); its
+      ``clip_value_fn`` is an argument of :func:`gradopt.scale_by_adopt`
+      only, since ``inject_hyperparams`` would take a function for a
+      schedule. The authors'
       PyTorch code does the same. Neither torch.optim nor Keras has ADOPT.
 
     References:
@@ -470,7 +499,16 @@ def adopt(
       Iwasawa & Matsuo, ADOPT: Modified Adam can converge with any beta2
       with the optimal rate, NeurIPS 2024, arXiv:2411.02853.
     """
-    check_learning_rate("gradopt.adopt", learning_rate)
+    check_args(
+        "gradopt.adopt",
+        learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        mu_dtype=mu_dtype,
+        nesterov=nesterov,
+        use_clipping=use_clipping,
+    )
     return chain(
         scale_by_adopt(
             b1,
@@ -478,7 +516,6 @@ def adopt(
             eps=eps,
             nesterov=nesterov,
             use_clipping=use_clipping,
-            clip_value_fn=clip_value_fn,
             dtype=mu_dtype,
         ),
         scale_by_learning_rate(learning_rate),
@@ -543,9 +580,17 @@ def ademamix(
       Pagliardini, Ablin & Grangier, The AdEMAMix optimizer: Better, faster,
       older, 2024, arXiv:2409.03137.
     """
-    where = "gradopt.ademamix"
-    check_learning_rate(where, learning_rate)
-    check_weight_decay(where, weight_decay)
+    check_args(
+        "gradopt.ademamix",
+        learning_rate,
+        b1=b1,
+        b2=b2,
+        b3=b3,
+        eps=eps,
+        eps_root=eps_root,
+        mu_dtype=mu_dtype,
+        weight_decay=weight_decay,
+    )
     return chain(
         scale_by_ademamix(b1, b2, b3, alpha, eps=eps, eps_root=eps_root, dtype=mu_dtype),
         add_decayed_weights(weight_decay, mask=mask),

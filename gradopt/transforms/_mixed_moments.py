@@ -67,9 +67,7 @@ def _adan_step(state, *, b1, b2, b3, eps, eps_root):
     del eps, eps_root
     count = increment(state.count)
     later = (state.count > 0).astype(scalar_dtype())  # no difference at the first step
-    return (later, _inverse(b1, count), _inverse(b2, count), _inverse(b3, count)), {
-        "count": count
-    }
+    return (later, _inverse(b1, count), _inverse(b2, count), _inverse(b3, count)), {"count": count}
 
 
 def _adan_leaf(x, fields, ctx, p, *, b1, b2, b3, eps, eps_root):
@@ -78,7 +76,9 @@ def _adan_leaf(x, fields, ctx, p, *, b1, b2, b3, eps, eps_root):
     diff = (x - fields["previous"]) * cast(later, x)
     m = hyper(b1, x) * fields["m"] + one_minus(b1, x) * x
     v = hyper(b2, x) * fields["v"] + one_minus(b2, x) * diff
-    n = saturate(hyper(b3, x) * fields["n"] + one_minus(b3, x) * square(x + hyper(b2, x) * diff), x.dtype)
+    n = saturate(
+        hyper(b3, x) * fields["n"] + one_minus(b3, x) * square(x + hyper(b2, x) * diff), x.dtype
+    )
     root = jnp.sqrt(saturate(n * cast(i3, x), x.dtype) + hyper(eps_root, x)) + hyper(eps, x)
     u = (m * cast(i1, x) + hyper(b2, x) * v * cast(i2, x)) / root
     return u, {"m": m, "v": v, "n": n, "previous": x}
@@ -90,7 +90,7 @@ _ADAN = Elementwise(
 
 
 def scale_by_adan(b1=0.98, b2=0.92, b3=0.99, *, eps=1e-8, eps_root=1e-8) -> GradientTransformation:
-    """Adan's scaling (Xie et al., 2022), with Nesterov momentum estimated from gradient differences.
+    """Adan's scaling (Xie et al., 2022): Nesterov momentum from gradient differences.
 
     The full rule is on :func:`gradopt.adan`.
 
@@ -129,7 +129,9 @@ def quarter_power(t):
 
 def _adopt_init(params, *, b1, b2, eps, nesterov, use_clipping, clip_value_fn, dtype):
     del b1, b2, eps, nesterov, use_clipping, clip_value_fn
-    return AdoptState(mu=state_zeros(params, dtype), nu=state_zeros(params, None), count=zero_count())
+    return AdoptState(
+        mu=state_zeros(params, dtype), nu=state_zeros(params, None), count=zero_count()
+    )
 
 
 def _adopt_step(state, *, b1, b2, eps, nesterov, use_clipping, clip_value_fn, dtype):
@@ -249,9 +251,7 @@ def _mix_leaf(x, fields, ctx, p, *, b1, b2, b3, alpha, eps, eps_root, dtype):
     return (m1 * i1 + alpha_t * m2) / root, {"m1": m1, "m2": m2, "nu": nu}
 
 
-_MIX = Elementwise(
-    "gradopt.scale_by_ademamix", _mix_init, _mix_step, _mix_leaf, ("m1", "m2", "nu")
-)
+_MIX = Elementwise("gradopt.scale_by_ademamix", _mix_init, _mix_step, _mix_leaf, ("m1", "m2", "nu"))
 
 
 def scale_by_ademamix(
@@ -286,4 +286,3 @@ def scale_by_ademamix(
     return elementwise(
         _MIX, b1=b1, b2=b2, b3=b3, alpha=alpha, eps=eps, eps_root=eps_root, dtype=dtype
     )
-

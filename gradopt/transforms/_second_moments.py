@@ -42,9 +42,7 @@ def square(x):
 
 
 def check_eps_root(where, eps_root):
-    check_scalar(
-        where, "eps_root", eps_root, low=0.0, fix="eps_root is >= 0; 0.0 switches it off."
-    )
+    check_scalar(where, "eps_root", eps_root, low=0.0, fix="eps_root is >= 0; 0.0 switches it off.")
 
 
 def _corrections(b, count):
@@ -84,7 +82,7 @@ def _rect_step(state, *, b2, eps, eps_root, threshold):
     c2 = one_minus_power(b2, count, like)  # 1 - b2**t
     rho_inf = 2 / one_minus(b2, like) - 1
     rho = rho_inf - 2 * count.astype(like.dtype) * (1 - c2) / c2
-    on = rho >= hyper(threshold, like)
+    on = (rho >= hyper(threshold, like)) & (rho > 4)  # r_t is real for rho_t > 4 only
     safe = jnp.where(on, rho, 5 * jnp.ones_like(rho))
     r = jnp.sqrt((safe - 4) * (safe - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * safe))
     scale = jnp.where(on, 1 / r, jnp.zeros_like(r))  # d / r when rectified ...
@@ -121,7 +119,9 @@ def rectified_root_mean_square(
       b2: the decay rate of ``v``, in [0, 1).
       eps: > 0, outside the square root. Keyword only, like the rest.
       eps_root: >= 0, inside the square root.
-      threshold: the smallest ``rho_t`` at which the adaptive step is used, > 4.
+      threshold: the smallest ``rho_t`` at which the adaptive step is used,
+        >= 0; the step is never rectified for ``rho_t <= 4``, where ``r_t``
+        is not real.
 
     Returns:
       A gradient transformation with state :class:`RectifiedState`.
@@ -134,9 +134,8 @@ def rectified_root_mean_square(
         where,
         "threshold",
         threshold,
-        low=4.0,
-        low_open=True,
-        fix="The rectification is defined for rho_t > 4; 5.0 is the usual value.",
+        low=0.0,
+        fix="Use 5.0 (the authors' code) or 4.0 (the paper's algorithm).",
     )
     return elementwise(_RECT, b2=b2, eps=eps, eps_root=eps_root, threshold=threshold)
 
@@ -280,4 +279,3 @@ def scale_by_yogi(
         eps_root=eps_root,
         initial_accumulator_value=initial_accumulator_value,
     )
-
