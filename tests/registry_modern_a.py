@@ -180,7 +180,10 @@ ENTRIES = [
         sweepable={"learning_rate": LR, "b2": DECAYS, "weight_decay": (0.0, 0.1, 1.0)},
         ranges={**WITH_ROOT, "b3": DECAY, "weight_decay": NONNEGATIVE},
         callable_ok=("learning_rate",),
-        converges=_both(learning_rate=0.2, weight_decay=0.0),
+        converges={
+            "quadratic": _q(learning_rate=0.2, weight_decay=0.0),
+            "rosenbrock": _q(5000, learning_rate=0.05, weight_decay=0.0),
+        },
     ),
     Entry(
         "nadamw",

@@ -284,3 +284,40 @@ def test_cautious_masks_something():
     plain = trajectory(gradopt.adam(1e-2))
     with pytest.raises(AssertionError):
         assert_close(trajectory(gradopt.cautious(gradopt.adam(1e-2))), plain)
+
+
+# ----------------------------------------------------------------------------
+# the fast path: one fused program per leaf signature, as adam
+
+FUSED = [
+    "sign_sgd",
+    "signum",
+    "lion",
+    "radam",
+    "adabelief",
+    "yogi",
+    "adan",
+    "nadamw",
+    "adamaxw",
+    "adopt",
+    "ademamix",
+]
+
+
+@pytest.mark.parametrize("name", FUSED)
+def test_elementwise_optimizers_run_fused_one_program_per_leaf_signature(name):
+    """The whole chain is one elementwise node, and its update traces one per-leaf
+    program per distinct (shape, dtype), shared by the leaves of that signature."""
+    from gradopt.core._elementwise import node_of
+
+    params = {
+        **{f"a{i}": jnp.ones((4, 3)) for i in range(4)},
+        **{f"b{i}": jnp.ones(5) for i in range(3)},
+        "s": jnp.ones(()),
+    }
+    tx = getattr(gradopt, name)()
+    assert node_of(tx) is not None, f"{name} is not a single fused chain"
+    jaxpr = jax.make_jaxpr(tx.update)(params, tx.init(params), params).jaxpr
+    calls = [e for e in jaxpr.eqns if e.params.get("name") == "_leaf_program"]
+    assert len(calls) == 8  # one call per leaf
+    assert len({id(e.params["jaxpr"]) for e in calls}) == 3  # one program per signature

@@ -65,9 +65,9 @@ def cautious(inner) -> GradientTransformation:
       >>> opt = gradopt.cautious(gradopt.sgd(0.1, momentum=0.9))
       >>> state = opt.init({"w": jnp.zeros(3)})
       >>> _, state = opt.update({"w": jnp.array([1.0, 1.0, 1.0])}, state)
-      >>> updates, state = opt.update({"w": jnp.array([1.0, -5.0, 1.0])}, state)
-      >>> updates["w"]  # the middle momentum still points uphill: frozen
-      Array([-0.285, -0.   , -0.285], dtype=float32)
+      >>> updates, state = opt.update({"w": jnp.array([1.0, -0.5, 1.0])}, state)
+      >>> updates["w"]  # the middle momentum (0.4) still points uphill: frozen
+      Array([-0.19, -0.  , -0.19], dtype=float32)
 
     Note:
       The rule is that of the authors' code (mask ``u * g`` strictly

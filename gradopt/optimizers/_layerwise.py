@@ -70,8 +70,8 @@ def lamb(
       >>> opt = gradopt.lamb(0.1)
       >>> params = {"w": jnp.array([3.0, 4.0])}
       >>> updates, _ = opt.update({"w": jnp.array([1.0, -1.0])}, opt.init(params), params)
-      >>> updates["w"]  # the step has the norm of the layer times the learning rate
-      Array([-0.35355338,  0.35355338], dtype=float32)
+      >>> updates["w"].round(6)  # the step has the norm of the layer times the learning rate
+      Array([-0.353553,  0.353553], dtype=float32)
 
     Note:
       How PyTorch, Keras and optax differ: optax.lamb has these names,
@@ -191,8 +191,8 @@ def fromage(learning_rate=1e-2, min_norm=1e-6) -> GradientTransformation:
       >>> opt = gradopt.fromage(0.1)
       >>> params = {"w": jnp.array([3.0, 4.0])}
       >>> updates, _ = opt.update({"w": jnp.array([0.0, 2.0])}, opt.init(params), params)
-      >>> gradopt.apply_updates(params, updates)["w"]  # (w - 0.1 * 5 / 2 * g) / sqrt(1.01)
-      Array([2.985112 , 3.4826305], dtype=float32)
+      >>> gradopt.apply_updates(params, updates)["w"].round(4)  # (w - 0.1 * 5/2 * g) / sqrt(1.01)
+      Array([2.9851, 3.4826], dtype=float32)
 
     Note:
       How PyTorch, Keras and optax differ: optax.fromage has these names,
@@ -252,7 +252,7 @@ def novograd(
       >>> import gradopt
       >>> opt = gradopt.novograd(0.1)
       >>> updates, _ = opt.update({"w": jnp.array([3.0, -4.0])}, opt.init({"w": jnp.zeros(2)}))
-      >>> updates["w"]  # -0.1 * g / ||g||
+      >>> updates["w"].round(6)  # -0.1 * g / ||g||
       Array([-0.06,  0.08], dtype=float32)
 
     Note:
