@@ -14,7 +14,6 @@ from gradopt.optimizers._adam_variants import (
     radam,
     yogi,
 )
-from gradopt.optimizers._cautious import CautiousState, cautious
 from gradopt.optimizers._layerwise import fromage, lamb, lars, novograd
 from gradopt.optimizers._polyak import polyak_sgd
 from gradopt.optimizers._sgd import adadelta, adagrad, rmsprop, sgd
@@ -33,6 +32,7 @@ from gradopt.transforms._adaptive import (
     scale_by_rms,
     scale_by_sum_of_squares,
 )
+from gradopt.transforms._cautious import CautiousState, cautious
 from gradopt.transforms._clipping import clip, clip_by_global_norm, clip_by_norm, global_norm
 from gradopt.transforms._guards import (
     NonFiniteError,

@@ -60,7 +60,7 @@ def test_python_float_parameter_with_weight_decay(entry):
     ):
         state = tx.init(params)
         for _ in range(2):
-            updates, state = tx.update(grads, state, params)
+            updates, state = tx.update(grads, state, params, **entry.extra_args)
             params = gradopt.apply_updates(params, updates)
         results.append(params)
     np.testing.assert_allclose(results[0]["t"], results[1]["t"], rtol=1e-6)
@@ -100,11 +100,11 @@ def test_extreme_finite_gradient_stays_finite(entry, dtype):
     state = tx.init(params)
     huge = {"w": jnp.array([1e30, -1e30, 1.0], dtype)}
     unit = {"w": jnp.ones(3, dtype)}
-    updates, state = tx.update(huge, state, params)
+    updates, state = tx.update(huge, state, params, **entry.extra_args)
     assert _finite(updates), updates
     assert _finite(state), state
     for _ in range(2):  # the statistics do not stick at inf: later steps still move
-        updates, state = tx.update(unit, state, params)
+        updates, state = tx.update(unit, state, params, **entry.extra_args)
         assert _finite(updates), updates
         assert _finite(state), state
     assert bool(jnp.all(updates["w"] != 0)), updates

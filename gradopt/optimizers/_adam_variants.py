@@ -131,7 +131,9 @@ def radam(
       Liu, Jiang, He, Chen, Liu, Gao & Han, On the variance of the adaptive
       learning rate and beyond, ICLR 2020, arXiv:1908.03265.
     """
-    check_args("gradopt.radam", learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root)
+    check_args(
+        "gradopt.radam", learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root, nesterov=nesterov
+    )
     return chain(
         divide(
             _first_moment(b1, nesterov),
@@ -187,7 +189,15 @@ def adabelief(
       AdaBelief optimizer: Adapting stepsizes by the belief in observed
       gradients, NeurIPS 2020, arXiv:2010.07468.
     """
-    check_args("gradopt.adabelief", learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root)
+    check_args(
+        "gradopt.adabelief",
+        learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+        nesterov=nesterov,
+    )
     return chain(
         scale_by_belief(b1, b2, eps=eps, eps_root=eps_root, nesterov=nesterov),
         scale_by_learning_rate(learning_rate),

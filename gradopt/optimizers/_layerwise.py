@@ -21,6 +21,7 @@ from gradopt.core._checks import (
     check_momentum,
     check_weight_decay,
 )
+from gradopt.optimizers._adam_variants import check_args
 from gradopt.transforms._adaptive import root_mean_square
 from gradopt.transforms._layerwise import (
     as_mask,
@@ -86,9 +87,7 @@ def lamb(
       Hsieh, Large batch optimization for deep learning: Training BERT in 76
       minutes, ICLR 2020, arXiv:1904.00962.
     """
-    where = "gradopt.lamb"
-    check_learning_rate(where, learning_rate)
-    check_weight_decay(where, weight_decay)
+    check_args("gradopt.lamb", learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
     return chain(
         divide(chain(ema(b1), bias_correction(b1)), root_mean_square(b2, eps=eps, debias=True)),
         add_decayed_weights(weight_decay, mask=mask),
@@ -265,10 +264,15 @@ def novograd(
       Zhang & Cohen, Stochastic gradient methods with layer-wise adaptive
       moments for training of deep networks, 2019, arXiv:1905.11286.
     """
-    where = "gradopt.novograd"
-    check_learning_rate(where, learning_rate)
-    check_momentum(where, b1, "b1")
-    check_weight_decay(where, weight_decay)
+    check_args(
+        "gradopt.novograd",
+        learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+        weight_decay=weight_decay,
+    )
     return chain(
         scale_by_layerwise_rms(b2, eps=eps, eps_root=eps_root),
         add_decayed_weights(weight_decay),
