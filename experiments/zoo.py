@@ -17,7 +17,8 @@ largest step), wrappers are run around AdamW (``cautious``) or skipped when
 they need a second gradient (``sam``) or another optimizer (``lookahead``).
 Schedule-free optimizers are scored at the point where they take gradients.
 
-Run: ``python -m experiments.zoo [--quick]``.
+Run: ``python -m experiments.zoo [--quick] [--all]`` (``--quick`` runs one
+optimizer of each kind on small tasks; ``--all`` every optimizer, also with ``--quick``).
 """
 
 from __future__ import annotations
@@ -182,20 +183,20 @@ def transformer_task(windows, vocab: int, d: int, heads: int):
 
     def norm(h, g):
         h = h - jnp.mean(h, axis=-1, keepdims=True)
-        return h * jax.lax.rsqrt(jnp.mean(h * h, axis=-1, keepdims=True) + 1e-5) * g
+        return h * jax.lax.rsqrt(jnp.mean(h * h, axis=-1, keepdims=True) + 1e-5) * g[None, None]
 
     def loss(p):
         h = p["embed"][inputs] + p["pos"][None]
-        a = norm(h, p["ln"]["g1"]) @ p["qkv"]["w"] + p["qkv"]["b"]
+        a = norm(h, p["ln"]["g1"]) @ p["qkv"]["w"] + p["qkv"]["b"][None, None]
         q, k, v = (t.reshape(*t.shape[:2], heads, d // heads) for t in jnp.split(a, 3, -1))
         scores = jnp.einsum("bqhc,bkhc->bhqk", q, k) / jnp.sqrt(d // heads)
         causal = jnp.tril(jnp.ones((length, length), bool))
         scores = jnp.where(causal[None, None], scores, -1e9)
         att = jnp.einsum("bhqk,bkhc->bqhc", jax.nn.softmax(scores, -1), v).reshape(h.shape)
-        h = h + att @ p["proj"]["w"] + p["proj"]["b"]
-        m = jax.nn.gelu(norm(h, p["ln"]["g2"]) @ p["up"]["w"] + p["up"]["b"])
-        h = h + m @ p["down"]["w"] + p["down"]["b"]
-        logits = norm(h, p["ln"]["g3"]) @ p["embed"].T + p["out_bias"]
+        h = h + att @ p["proj"]["w"] + p["proj"]["b"][None, None]
+        m = jax.nn.gelu(norm(h, p["ln"]["g2"]) @ p["up"]["w"] + p["up"]["b"][None, None])
+        h = h + m @ p["down"]["w"] + p["down"]["b"][None, None]
+        logits = norm(h, p["ln"]["g3"]) @ p["embed"].T + p["out_bias"][None, None]
         return _cross_entropy(logits, targets)
 
     return init, loss
@@ -350,7 +351,10 @@ def draw(settings, names, tasks, best, targets, steps) -> list[str]:
 
 
 def run(settings: common.Settings) -> common.Result:
-    names, missing = available(settings.pick(ALL_NAMES, QUICK_NAMES, ("sgd", "adamw", "lion")))
+    chosen = settings.pick(ALL_NAMES, QUICK_NAMES, ("sgd", "adamw", "lion"))
+    if settings.extra.get("all"):
+        chosen = ALL_NAMES
+    names, missing = available(chosen)
     lrs = np.logspace(
         *settings.pick((-5.0, 1.0), (-4.0, 0.0), (-3.0, -1.0)),
         settings.pick(13, 5, 2),
@@ -367,7 +371,10 @@ def run(settings: common.Settings) -> common.Result:
             for lr, c in zip(lrs, c_n, strict=True):
                 rows.append({"task": t, "optimizer": n, "learning_rate": float(lr),
                              "final_loss": float(c[-1])})  # fmt: skip
+    tasks = {t: task for t, task in tasks.items() if best[t]}  # every optimizer failed: dropped
     names = [n for n in names if all(n in best[t] for t in tasks)]
+    if not tasks or not names:
+        raise RuntimeError(f"No optimizer ran on every task: {missing}")
     targets = {t: float(np.median([b["final"] for b in best[t].values()])) for t in tasks}
 
     table, wins = [], {}
@@ -445,8 +452,14 @@ def run(settings: common.Settings) -> common.Result:
     )
 
 
+def _arguments(parser) -> None:
+    parser.add_argument(
+        "--all", action="store_true", help="every optimizer, also with --quick (small tasks)"
+    )
+
+
 def main(argv=None) -> common.Result:
-    return common.main_for(NAME, __doc__, run, argv)
+    return common.main_for(NAME, __doc__, run, argv, add_arguments=_arguments)
 
 
 if __name__ == "__main__":
