@@ -76,9 +76,7 @@ def _adan_leaf(x, fields, ctx, p, *, b1, b2, b3, eps, eps_root):
     diff = (x - fields["previous"]) * cast(later, x)
     m = hyper(b1, x) * fields["m"] + one_minus(b1, x) * x
     v = hyper(b2, x) * fields["v"] + one_minus(b2, x) * diff
-    n = saturate(
-        hyper(b3, x) * fields["n"] + one_minus(b3, x) * square(x + hyper(b2, x) * diff), x.dtype
-    )
+    n = hyper(b3, x) * fields["n"] + one_minus(b3, x) * square(x + hyper(b2, x) * diff)
     root = jnp.sqrt(saturate(n * cast(i3, x), x.dtype) + hyper(eps_root, x)) + hyper(eps, x)
     u = (m * cast(i1, x) + hyper(b2, x) * v * cast(i2, x)) / root
     return u, {"m": m, "v": v, "n": n, "previous": x}
@@ -150,7 +148,7 @@ def _adopt_leaf(x, fields, ctx, p, *, b1, b2, eps, nesterov, use_clipping, clip_
     # The first step only initialises v = g**2 (b2 -> 0) and keeps m (b1 -> 1).
     b2_ = hyper(b2, x) * later
     b1_ = hyper(b1, x) * later + (1 - later)
-    nu = saturate(b2_ * fields["nu"] + (1 - b2_) * square(x), x.dtype)
+    nu = b2_ * fields["nu"] + (1 - b2_) * square(x)  # convex: finite
     scaled = x / jnp.maximum(jnp.sqrt(fields["nu"]), hyper(eps, x))
     if use_clipping:
         c = cast(bound, x)
@@ -246,7 +244,9 @@ def _mix_leaf(x, fields, ctx, p, *, b1, b2, b3, alpha, eps, eps_root, dtype):
     i1, i2, b3_t, alpha_t = (cast(c, x) for c in ctx)
     m1 = hyper(b1, x) * fields["m1"] + one_minus(b1, x) * x
     m2 = b3_t * fields["m2"] + (1 - b3_t) * x
-    nu = saturate(hyper(b2, x) * fields["nu"] + one_minus(b2, x) * square(x), x.dtype)
+    # a convex combination of finite values: no saturation of the state (which made
+    # XLA:CPU recompute it in the parameter's loop, one more array pass)
+    nu = hyper(b2, x) * fields["nu"] + one_minus(b2, x) * square(x)
     root = jnp.sqrt(saturate(nu * i2, x.dtype) + hyper(eps_root, x)) + hyper(eps, x)
     return (m1 * i1 + alpha_t * m2) / root, {"m1": m1, "m2": m2, "nu": nu}
 

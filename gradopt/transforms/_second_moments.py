@@ -93,7 +93,7 @@ def _rect_step(state, *, b2, eps, eps_root, threshold):
 def _rect_leaf(x, fields, ctx, p, *, b2, eps, eps_root, threshold):
     del p, threshold
     inverse, scale, offset = ctx
-    nu = saturate(hyper(b2, x) * fields["nu"] + one_minus(b2, x) * square(x), x.dtype)
+    nu = hyper(b2, x) * fields["nu"] + one_minus(b2, x) * square(x)  # convex: finite
     root = jnp.sqrt(saturate(nu * cast(inverse, x), x.dtype) + hyper(eps_root, x)) + hyper(eps, x)
     return root * cast(scale, x) + cast(offset, x), {"nu": nu}
 
@@ -233,9 +233,12 @@ def _yogi_leaf(x, fields, ctx, p, *, b1, b2, eps, eps_root, initial_accumulator_
     del p, initial_accumulator_value
     inverse1, inverse2 = ctx
     m = hyper(b1, x) * fields["mu"] + one_minus(b1, x) * x
-    g2 = square(x)
+    # g**2 <= max/2, so v + (1-b2) g**2 < 2 g**2 stays finite with no saturation of the
+    # state (which made XLA:CPU recompute it in the parameter's loop)
+    g = clamp(x, root_of_max(x.dtype) * 0.5**0.5)
+    g2 = g * g
     v = fields["nu"]
-    v = saturate(v - one_minus(b2, x) * jnp.sign(v - g2) * g2, x.dtype)
+    v = v - one_minus(b2, x) * jnp.sign(v - g2) * g2
     root = jnp.sqrt(saturate(v * cast(inverse2, x), x.dtype) + hyper(eps_root, x))
     return m * cast(inverse1, x) / (root + hyper(eps, x)), {"mu": m, "nu": v}
 
