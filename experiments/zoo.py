@@ -304,9 +304,10 @@ def draw(settings, names, tasks, best, targets, steps) -> list[str]:
     import matplotlib.pyplot as plt
 
     task_names = list(tasks)
+    floor = 1e-7  # a loss of exactly 0 (float32 underflow) counts as 1e-7
     ratio = np.asarray(
-        [[best[t][n]["final"] / min(b["final"] for b in best[t].values()) for t in task_names]
-         for n in names]
+        [[max(best[t][n]["final"], floor) / max(min(b["final"] for b in best[t].values()), floor)
+          for t in task_names] for n in names]
     )  # fmt: skip
     shown = np.log10(np.where(np.isfinite(ratio), ratio, np.nan))
     order = np.argsort(np.nanmean(np.where(np.isfinite(shown), shown, 3.0), axis=1))
@@ -419,6 +420,10 @@ def run(settings: common.Settings) -> common.Result:
         findings.append(
             "Not run: " + "; ".join(f"{n} ({why})" for n, why in {**missing, **SKIPPED}.items())
         )
+    np.savez(
+        settings.out / "curves.npz",
+        **{f"{t}|{n}": best[t][n]["curve"] for t in tasks for n in names},
+    )
     figures = draw(settings, names, tasks, best, targets, steps)
     data = [str(common.write_csv(settings.out / "zoo.csv", rows))]
     data.append(

@@ -321,3 +321,34 @@ def test_elementwise_optimizers_run_fused_one_program_per_leaf_signature(name):
     calls = [e for e in jaxpr.eqns if e.params.get("name") == "_leaf_program"]
     assert len(calls) == 8  # one call per leaf
     assert len({id(e.params["jaxpr"]) for e in calls}) == 3  # one program per signature
+
+
+@pytest.mark.parametrize(
+    ("factory", "name"),
+    [
+        (gradopt.lion, "mu_dtype"),
+        (gradopt.nadamw, "mu_dtype"),
+        (gradopt.adopt, "mu_dtype"),
+        (gradopt.ademamix, "mu_dtype"),
+        (gradopt.signum, "accumulator_dtype"),
+    ],
+)
+def test_moment_dtype_errors_name_the_argument(factory, name):
+    with pytest.raises(TypeError, match=f"{name} must be None or a floating dtype"):
+        factory(**{name: jnp.int32})
+
+
+def test_polyak_needs_the_loss_and_a_known_variant():
+    tx = gradopt.polyak_sgd()
+    params = {"w": jnp.ones(2)}
+    with pytest.raises(TypeError, match="value=loss"):
+        tx.update(params, tx.init(params), params)
+    with pytest.raises(ValueError, match="variant"):
+        gradopt.polyak_sgd(variant="sps-")
+
+
+def test_fromage_refuses_a_schedule_and_lars_a_bad_mask():
+    with pytest.raises(TypeError, match="learning_rate"):
+        gradopt.fromage(lambda count: 0.01)
+    with pytest.raises(TypeError, match="weight_decay_mask"):
+        gradopt.lars(weight_decay_mask=[1, 0])
