@@ -287,7 +287,8 @@ def score(curves: dict, lrs) -> dict:
     for n, c in curves.items():
         final = np.where(np.isfinite(c[:, -1]), c[:, -1], np.inf)
         j = int(np.argmin(final))
-        out[n] = {"lr": float(lrs[j]), "final": float(final[j]), "curve": c[j], "index": j}
+        loss = float(final[j]) + 0.0  # -0.0 (a negated zero loss) shown as 0
+        out[n] = {"lr": float(lrs[j]), "final": loss, "curve": c[j], "index": j}
     return out
 
 
@@ -357,8 +358,8 @@ def run(settings: common.Settings) -> common.Result:
         chosen = ALL_NAMES
     names, missing = available(chosen)
     lrs = np.logspace(
-        *settings.pick((-5.0, 1.0), (-4.0, 0.0), (-3.0, -1.0)),
-        settings.pick(13, 5, 2),
+        *settings.pick((-5.0, 2.0), (-4.0, 1.0), (-3.0, -1.0)),
+        settings.pick(15, 6, 2),
     ).astype(np.float32)
     steps = settings.pick(400, 60, 4)
     tasks = make_tasks(settings)
@@ -384,7 +385,10 @@ def run(settings: common.Settings) -> common.Result:
         for t in tasks:
             b = best[t][n]
             s = steps_to(b["curve"], targets[t])
-            cells.append(f"{common.fmt(b['final'])} / {'—' if s is None else s} / {b['lr']:.0e}")
+            edge = "*" if b["index"] in (0, len(lrs) - 1) else ""
+            cells.append(
+                f"{common.fmt(b['final'])} / {'—' if s is None else s} / {b['lr']:.0e}{edge}"
+            )
         ranks = [sorted(best[t], key=lambda m: best[t][m]["final"]).index(n) + 1 for t in tasks]
         table.append([n, *cells, f"{np.mean(ranks):.1f}"])
         wins[n] = float(np.mean(ranks))
@@ -396,8 +400,8 @@ def run(settings: common.Settings) -> common.Result:
         f"{sum(seconds.values()):.0f} s including one compilation per task"
         + (
             ""
-            if settings.mode == "full"
-            else " (quick: one optimizer of each kind; the full run has all)"
+            if settings.mode == "full" or settings.extra.get("all")
+            else " (quick: one optimizer of each kind; the full run and --all have all)"
         )
         + ".",
         f"Best mean rank over the tasks: {leader} ({wins[leader]:.1f}); "
@@ -430,6 +434,12 @@ def run(settings: common.Settings) -> common.Result:
         str(common.write_json(settings.out / "targets.json", {"targets": targets, "lrs": lrs}))
     )
     header = ["optimizer", *[f"{t}: loss / steps to target / lr" for t in tasks], "mean rank"]
+    note = (
+        "Each cell: the best final training loss over the grid, the steps to the task's "
+        "target at that learning rate (—: never), and the learning rate (*: at the grid's "
+        "edge, so the optimizer may do better outside it). Sorted by the mean rank over "
+        "the tasks.\n\n"
+    )
     common.write_summary(
         settings,
         "Which optimizer should I use? The zoo",
@@ -443,7 +453,10 @@ def run(settings: common.Settings) -> common.Result:
         },
         findings=findings,
         tables=[
-            ("Best learning rate per optimizer and task", common.markdown_table(header, table))
+            (
+                "Best learning rate per optimizer and task",
+                note + common.markdown_table(header, table),
+            )
         ],
         figures=figures,
         data=data,
