@@ -30,6 +30,7 @@ STUDIES = (
     "challenge",
     "strategies",
     "sweep",
+    "zoo",
     "schedules",
     "parallel",
     "async_sgd",  # needs the gradopt[distributed] extra (Ray)
@@ -45,6 +46,8 @@ SHOWN = {
     ("challenge", "challenge.png"): "challenge.png",
     ("strategies", "strategies.png"): "strategies.png",
     ("sweep", "sweep.png"): "sweep.png",
+    ("zoo", "zoo.png"): "zoo.png",
+    ("zoo", "zoo_curves.png"): "zoo_curves.png",
     ("schedules", "schedules.png"): "schedules.png",
     ("parallel", "parallel.png"): "parallel.png",
     ("async_sgd", "async_sgd.png"): "async_sgd.png",

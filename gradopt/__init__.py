@@ -5,12 +5,25 @@ from gradopt.core._base import Bound, EmptyState, GradientTransformation, apply_
 from gradopt.core._chain import branch, chain, divide, identity, named_chain, quotient
 from gradopt.optimizers._adafactor import adafactor
 from gradopt.optimizers._adam import adam, adamax, adamw, amsgrad, nadam
+from gradopt.optimizers._adam_variants import (
+    adabelief,
+    adamaxw,
+    adan,
+    ademamix,
+    adopt,
+    nadamw,
+    radam,
+    yogi,
+)
 from gradopt.optimizers._dadapt import DAdaptAdamWState, ProdigyState, dadapt_adamw, prodigy
+from gradopt.optimizers._layerwise import fromage, lamb, lars, novograd
 from gradopt.optimizers._lookahead import LookaheadState, lookahead, lookahead_slow_params
 from gradopt.optimizers._muon import muon
+from gradopt.optimizers._polyak import polyak_sgd
 from gradopt.optimizers._sam import SAMState, sam
 from gradopt.optimizers._schedule_free import schedule_free_adamw, schedule_free_sgd
 from gradopt.optimizers._sgd import adadelta, adagrad, rmsprop, sgd
+from gradopt.optimizers._sign import lion, sign_sgd, signum
 from gradopt.optimizers._sm3 import sm3
 from gradopt.training._early_stopping import EarlyStopping
 from gradopt.transforms._accumulate import AccumulateState, accumulate
@@ -32,6 +45,7 @@ from gradopt.transforms._averaging import (
     average_parameters,
     averaged_params,
 )
+from gradopt.transforms._cautious import CautiousState, cautious
 from gradopt.transforms._clipping import clip, clip_by_global_norm, clip_by_norm, global_norm
 from gradopt.transforms._factored import (
     FactoredRmsState,
@@ -48,7 +62,22 @@ from gradopt.transforms._guards import (
     skip_nonfinite,
 )
 from gradopt.transforms._inject import InjectHyperparamsState, inject_hyperparams, set_hyperparams
+from gradopt.transforms._layerwise import (
+    LayerwiseRmsState,
+    rescale_params,
+    scale_by_layerwise_rms,
+    scale_by_trust_ratio,
+)
 from gradopt.transforms._loss_scale import LossScaleState, loss_scaling, scale_loss
+from gradopt.transforms._mixed_moments import (
+    AdanState,
+    AdemamixState,
+    AdoptState,
+    quarter_power,
+    scale_by_adan,
+    scale_by_ademamix,
+    scale_by_adopt,
+)
 from gradopt.transforms._moments import (
     BiasCorrectionState,
     EmaState,
@@ -79,6 +108,7 @@ from gradopt.transforms._partition import (
     set_to_zero,
 )
 from gradopt.transforms._plateau import ReduceOnPlateauState, reduce_on_plateau
+from gradopt.transforms._polyak import scale_by_polyak
 from gradopt.transforms._real_only import real_only
 from gradopt.transforms._rprop import RpropState, scale_by_rprop
 from gradopt.transforms._scale import ScaleByScheduleState, scale, scale_by_learning_rate
@@ -87,6 +117,14 @@ from gradopt.transforms._schedule_free import (
     schedule_free,
     schedule_free_eval_params,
 )
+from gradopt.transforms._second_moments import (
+    BeliefState,
+    RectifiedState,
+    rectified_root_mean_square,
+    scale_by_belief,
+    scale_by_yogi,
+)
+from gradopt.transforms._sign import LionState, scale_by_lion, scale_by_sign
 from gradopt.transforms._sm3 import ScaleBySM3State, scale_by_sm3
 from gradopt.transforms._weight_decay import add_decayed_weights
 
@@ -124,10 +162,15 @@ __all__ = [
     "muon",
     "AccumulateState",
     "AdadeltaState",
+    "AdanState",
     "AddNoiseState",
     "AverageParametersState",
+    "AdemamixState",
+    "AdoptState",
+    "BeliefState",
     "BiasCorrectionState",
     "Bound",
+    "CautiousState",
     "EarlyStopping",
     "EmaState",
     "EmptyState",
@@ -137,11 +180,14 @@ __all__ = [
     "LossScaleState",
     "MaskedNode",
     "MaskedState",
+    "LayerwiseRmsState",
+    "LionState",
     "MaxNormState",
     "NesterovEmaState",
     "NonFiniteError",
     "PackedState",
     "PartitionState",
+    "RectifiedState",
     "ReduceOnPlateauState",
     "RpropState",
     "ScaleByRmsState",
@@ -151,13 +197,18 @@ __all__ = [
     "TerminateOnNaN",
     "TraceState",
     "accumulate",
+    "adabelief",
     "adadelta",
     "adagrad",
     "adam",
     "adamax",
+    "adamaxw",
     "adamw",
+    "adan",
     "add_decayed_weights",
     "add_gradient_noise",
+    "ademamix",
+    "adopt",
     "all_finite",
     "amsgrad",
     "apply_updates",
@@ -165,6 +216,7 @@ __all__ = [
     "averaged_params",
     "bias_correction",
     "branch",
+    "cautious",
     "chain",
     "check_skips",
     "clip",
@@ -175,39 +227,62 @@ __all__ = [
     "ema",
     "ema_of_squares",
     "freeze",
+    "fromage",
     "global_norm",
     "heavy_ball",
     "identity",
     "infinity_norm",
     "inject_hyperparams",
+    "lamb",
+    "lars",
+    "lion",
     "lookahead_params",
     "loss_scaling",
     "masked",
     "nadam",
+    "nadamw",
     "named_chain",
+    "novograd",
     "pack_params",
     "packed",
-    "partition",
     "quotient",
     "real_only",
+    "polyak_sgd",
+    "quarter_power",
+    "radam",
+    "rectified_root_mean_square",
     "reduce_on_plateau",
+    "rescale_params",
     "rmsprop",
     "root_mean_square",
     "scale",
     "scale_by_adadelta",
+    "scale_by_adan",
+    "scale_by_ademamix",
+    "scale_by_adopt",
+    "scale_by_belief",
+    "scale_by_layerwise_rms",
     "scale_by_learning_rate",
+    "scale_by_lion",
     "scale_by_max_norm",
     "scale_by_nesterov_ema",
+    "scale_by_polyak",
     "scale_by_rms",
     "scale_by_rprop",
     "scale_by_sum_of_squares",
     "scale_loss",
+    "scale_by_sign",
+    "scale_by_trust_ratio",
+    "scale_by_yogi",
     "schedules",
     "set_hyperparams",
     "set_to_zero",
     "sgd",
+    "sign_sgd",
+    "signum",
     "skip_nonfinite",
     "trace",
+    "yogi",
 ]
 
 # Imported last: the compat modules are built from the public names above.

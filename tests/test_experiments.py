@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import challenge, demo, valley
+from experiments import challenge, demo, valley, zoo
 
 
 @pytest.fixture(autouse=True)
@@ -88,3 +88,26 @@ def test_batch_norm_train_and_eval_modes():
     hidden = np.maximum(normed, 0.0)
     expected = hidden @ np.asarray(params["w2"], np.float64) + np.asarray(params["b2"])[None, :]
     np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_zoo_smoke_writes_the_table_and_both_figures(tmp_path):
+    result = zoo.main(["--smoke", "--out", str(tmp_path)])
+    for name in ("zoo.png", "zoo_curves.png", "zoo.csv", "targets.json", "summary.md"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| adamw |" in summary and "mean rank" in summary
+    assert "char transformer" in result.headline or "tasks" in result.headline
+
+
+def test_zoo_scores_steps_to_target_and_best_learning_rate():
+    curves = {"a": np.asarray([[3.0, 2.0, 1.0], [3.0, np.nan, np.nan], [3.0, 1.5, 0.5]])}
+    best = zoo.score(curves, np.asarray([0.1, 1.0, 0.01]))["a"]
+    assert best["lr"] == 0.01 and best["final"] == 0.5 and best["index"] == 2
+    assert zoo.steps_to(best["curve"], 1.5) == 1
+    assert zoo.steps_to(best["curve"], 0.1) is None
+
+
+def test_zoo_text_is_on_this_machine():
+    text, _ = zoo.load_text()
+    windows, vocab = zoo.char_windows(text, 4, 16, seed=0)
+    assert windows.shape == (4, 17) and 10 < vocab < 256

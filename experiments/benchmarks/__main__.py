@@ -16,11 +16,11 @@ import sys
 import time
 
 from experiments import common
-from experiments.benchmarks import cases, impls, state_and_sweep
+from experiments.benchmarks import cases, impls, modern, state_and_sweep
 from experiments.benchmarks.timing import log, machine
 
 NAME = "benchmarks"
-CASES = ("1", "2", "3", "4", "5", "6", "7")
+CASES = ("1", "2", "3", "4", "5", "6", "7", "8")
 OPTAX_5000_COMPILE = "quick mode: optax and plain gradopt take minutes to compile 5,000 leaves"
 _COPIES = (impls.COPY_JAX, impls.COPY_TORCH)
 _VERSIONS_SHOWN = ("python", "gradopt", "jax", "jaxlib", "optax", "numpy", "torch")
@@ -62,12 +62,20 @@ def default_path(rows) -> list[dict]:
     big = _find(rows, "1", "step", "gradopt")
     many_compile = _find(rows, "2", "compile", "gradopt", "1,000 leaves")
     many_step = _find(rows, "2", "step", "gradopt", "1,000 leaves")
-    return [
+    targets = [
         _target("10 x 2M step / optax", big, "ratio_vs_optax", 0.9),
         _target("10 x 2M step / torch fused", big, "ratio_vs_torch_fused", 1.3),
         _target("1,000 x 1k compile / optax", many_compile, "ratio_vs_optax", 1.0),
         _target("1,000 x 1k step / optax", many_step, "ratio_vs_optax", 1.0),
     ]
+    for optimizer in ("Lion", "AdEMAMix"):  # case 8: Adam's bar for the newer optimizers
+        for tree in ("10 leaves", "1,000 leaves"):
+            for metric in ("step", "compile"):
+                row = _find(rows, "8", metric, "gradopt", f"{optimizer} update, {tree}")
+                if row is not None:
+                    label = f"{optimizer} {tree.split()[0]} leaves {metric} / optax"
+                    targets.append(_target(label, row, "ratio_vs_optax", 1.0))
+    return targets
 
 
 def _default_path_lines(record) -> list[str]:
@@ -208,6 +216,8 @@ def run_cases(settings: common.Settings, chosen: set[str], reps: int) -> dict:
         rows += state_and_sweep.case_sweep(num_rates=32, steps=50 if quick else 200)
     if "7" in chosen:
         rows += cases.case_gpu(reps=reps)
+    if "8" in chosen:
+        rows += modern.case_modern(reps=reps, smoke=smoke, seed=seed)
     return out
 
 
