@@ -127,5 +127,44 @@ __all__ = [
     "trace",
 ]
 
+# Second-order methods and matrix preconditioners (issue 18)
+from gradopt.optimizers._lbfgs import lbfgs  # noqa: E402
+from gradopt.optimizers._newton import (  # noqa: E402
+    gauss_newton,
+    hessian_free,
+    levenberg_marquardt,
+    newton,
+)
+from gradopt.transforms._curvature import NewtonState, scale_by_newton  # noqa: E402
+from gradopt.transforms._lbfgs import ScaleByLbfgsState, scale_by_lbfgs  # noqa: E402
+from gradopt.transforms._linesearch import (  # noqa: E402
+    ZoomLinesearchInfo,
+    ZoomLinesearchState,
+    scale_by_zoom_linesearch,
+)
+from gradopt.transforms._matrix_free import (  # noqa: E402
+    CurvatureSolveState,
+    scale_by_gauss_newton,
+    scale_by_hessian_free,
+)
+
+__all__ += [
+    "CurvatureSolveState",
+    "NewtonState",
+    "ScaleByLbfgsState",
+    "ZoomLinesearchInfo",
+    "ZoomLinesearchState",
+    "gauss_newton",
+    "hessian_free",
+    "lbfgs",
+    "levenberg_marquardt",
+    "newton",
+    "scale_by_gauss_newton",
+    "scale_by_hessian_free",
+    "scale_by_lbfgs",
+    "scale_by_newton",
+    "scale_by_zoom_linesearch",
+]
+
 # Imported last: the compat modules are built from the public names above.
 from gradopt import compat as compat  # noqa: E402  (explicit re-export)
