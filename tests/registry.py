@@ -53,6 +53,9 @@ Fields that matter (all optional except name and factory):
   convergence check is then on the mean of the last iterates.
 * ``low_precision``: False if the transform is not meant for bfloat16 params.
 * ``optimizer``: a named optimizer (the validation properties run on these).
+* ``needs_objective``: ``update`` reads the loss itself (``value_fn=`` or
+  ``residual_fn=`` in ``extra_args``, see ``gradopt/transforms/_objective.py``);
+  checks that call ``update`` with a gradient alone do not apply to it.
 """
 
 from __future__ import annotations
@@ -117,6 +120,7 @@ class Entry:
     stochastic: bool = False
     low_precision: bool = True
     optimizer: bool = False
+    needs_objective: bool = False
 
     def make(self, **overrides):
         """Build the transform with the entry's kwargs updated by ``overrides``."""

@@ -36,13 +36,17 @@ class ScaleByLbfgsState(NamedTuple):
     weights_memory: jax.Array
 
 
+def _zeros(p):
+    return jnp.zeros(jnp.shape(p), jnp.result_type(p))
+
+
 def _lbfgs_init(params, *, memory_size, scale_init_precond):
     del scale_init_precond
-    stacked = jax.tree.map(lambda p: jnp.zeros((memory_size, *jnp.shape(p)), p.dtype), params)
+    stacked = jax.tree.map(lambda p: jnp.zeros((memory_size, *jnp.shape(p)), jnp.result_type(p)), params)
     return ScaleByLbfgsState(
         count=zero_count(),
-        params=jax.tree.map(jnp.zeros_like, params),
-        updates=jax.tree.map(jnp.zeros_like, params),
+        params=jax.tree.map(_zeros, params),
+        updates=jax.tree.map(_zeros, params),
         diff_params_memory=stacked,
         diff_updates_memory=stacked,
         weights_memory=jnp.zeros([memory_size], jnp.float32),

@@ -106,13 +106,13 @@ def _pick(cond, yes, no):
 
 def _zoom_init(params, **hyper):
     del hyper
-    dtype = jnp.real(jnp.empty((), jax.tree.leaves(params)[0].dtype)).dtype
+    dtype = jnp.real(jnp.empty((), jnp.result_type(jax.tree.leaves(params)[0]))).dtype
     zero_i = jnp.zeros([], jnp.int32)
     return ZoomLinesearchState(
         learning_rate=jnp.ones([], dtype),
         value=jnp.full([], jnp.inf, dtype),
-        grad=jax.tree.map(jnp.zeros_like, params),
-        info=ZoomLinesearchInfo(zero_i, jnp.full([], jnp.inf), jnp.full([], jnp.inf)),
+        grad=jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), jnp.result_type(p)), params),
+        info=ZoomLinesearchInfo(zero_i, jnp.full([], jnp.inf, dtype), jnp.full([], jnp.inf, dtype)),
     )
 
 
@@ -135,10 +135,11 @@ def _zoom_update(
     where = "gradopt.scale_by_zoom_linesearch"
     require_params(where, params)
     value_fn = require(where, "value_fn", extra)
-    value0 = require(where, "value", extra)
-    grad0 = require(where, "grad", extra)
     kwargs = fn_kwargs(value_fn, extra)
     value_and_grad = jax.value_and_grad(value_fn)
+    value0, grad0 = extra.get("value"), extra.get("grad")
+    if value0 is None or grad0 is None:  # not given: one more evaluation
+        value0, grad0 = value_and_grad(params, **kwargs)
     dtype = state.learning_rate.dtype
     value0 = jnp.asarray(value0, dtype)
     slope0 = tree_vdot(updates, grad0).astype(dtype)
@@ -333,6 +334,9 @@ def scale_by_zoom_linesearch(
 
         updates, state = ls.update(direction, state, params, value=f(params),
                                    grad=grad_f(params), value_fn=f)
+
+    ``value`` and ``grad`` (the loss and its gradient at ``params``) may be
+    left out; they are then computed from ``value_fn`` (one more evaluation).
 
     Args:
       max_linesearch_steps: most trials per step (each one value and one

@@ -53,6 +53,11 @@ def _solve_init(params, *, damping, **hyper):
     )
 
 
+def _like(v, params):
+    """``v`` in the parameters' dtypes (the tangents of a linearisation must match)."""
+    return jax.tree.map(lambda a, p: a.astype(jnp.result_type(p)), v, params)
+
+
 def _sq(tree):
     return 0.5 * tree_vdot(tree, tree)
 
@@ -95,8 +100,10 @@ def _gn_update(updates, state, params=None, *, damping, max_cg_steps, cg_tol, ad
     lam = state.damping
 
     def matvec(v):
-        jtjv = vjp(jvp(v))[0]
-        return jax.tree.map(lambda a, b: (a + lam * as_compute(b)).astype(b.dtype), jtjv, v)
+        jtjv = vjp(jvp(_like(v, params)))[0]
+        return jax.tree.map(
+            lambda a, b: as_compute(a) + lam.astype(jnp.result_type(b)) * b, jtjv, v
+        )
 
     g = jax.tree.map(as_compute, updates)
     d, res, k = conjugate_gradient(
@@ -186,10 +193,8 @@ def _hf_update(
     lam = state.damping
 
     def matvec(v):
-        bv = product(v)
-        return jax.tree.map(
-            lambda a, b: (as_compute(a) + lam * as_compute(b)).astype(b.dtype), bv, v
-        )
+        bv = product(_like(v, params))
+        return jax.tree.map(lambda a, b: as_compute(a) + lam.astype(jnp.result_type(b)) * b, bv, v)
 
     g = jax.tree.map(as_compute, updates)
     x0 = jax.tree.map(lambda p: warm_start * as_compute(p), state.previous)
