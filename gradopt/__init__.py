@@ -135,6 +135,8 @@ from gradopt.optimizers._newton import (  # noqa: E402
     levenberg_marquardt,
     newton,
 )
+from gradopt.optimizers._shampoo import shampoo, soap  # noqa: E402
+from gradopt.optimizers._sophia import sophia  # noqa: E402
 from gradopt.transforms._curvature import NewtonState, scale_by_newton  # noqa: E402
 from gradopt.transforms._lbfgs import ScaleByLbfgsState, scale_by_lbfgs  # noqa: E402
 from gradopt.transforms._linesearch import (  # noqa: E402
@@ -148,8 +150,22 @@ from gradopt.transforms._matrix_free import (  # noqa: E402
     scale_by_hessian_free,
 )
 
+from gradopt.transforms._shampoo import ShampooBlock, ShampooState, scale_by_shampoo  # noqa: E402
+from gradopt.transforms._soap import SoapState, scale_by_soap  # noqa: E402
+from gradopt.transforms._sophia import SophiaState, scale_by_sophia  # noqa: E402
+
 __all__ += [
     "CurvatureSolveState",
+    "ShampooBlock",
+    "ShampooState",
+    "SoapState",
+    "SophiaState",
+    "scale_by_shampoo",
+    "scale_by_soap",
+    "scale_by_sophia",
+    "shampoo",
+    "soap",
+    "sophia",
     "NewtonState",
     "ScaleByLbfgsState",
     "ZoomLinesearchInfo",

@@ -42,7 +42,9 @@ def _zeros(p):
 
 def _lbfgs_init(params, *, memory_size, scale_init_precond):
     del scale_init_precond
-    stacked = jax.tree.map(lambda p: jnp.zeros((memory_size, *jnp.shape(p)), jnp.result_type(p)), params)
+    stacked = jax.tree.map(
+        lambda p: jnp.zeros((memory_size, *jnp.shape(p)), jnp.result_type(p)), params
+    )
     return ScaleByLbfgsState(
         count=zero_count(),
         params=jax.tree.map(_zeros, params),
