@@ -134,13 +134,13 @@ def soap(
 
     For each leaf viewed as a matrix ``G`` (``m x n``), at step ``t``::
 
-        L = s L + (1 - s) G G^T,   R = s R + (1 - s) G^T G       # s = shampoo_beta
-        every k steps:  Q_L, Q_R = eigenvectors of L, R           # eigh
         M = b1 M + (1 - b1) G                                     # in the parameters' basis
-        G' = Q_L^T G Q_R,  M' = Q_L^T M Q_R                        # rotate
+        G' = Q_L^T G Q_R,  M' = Q_L^T M Q_R                        # rotate (Q = I at first)
         V = b2 V + (1 - b2) G' * G'                                # in the rotated basis
         N' = (M' / (1 - b1^t)) / (sqrt(V / (1 - b2^t)) + eps)
         w = w - learning_rate * (Q_L N' Q_R^T + weight_decay * w)
+        L = s L + (1 - s) G G^T,   R = s R + (1 - s) G^T G       # s = shampoo_beta
+        if (t - 1) % k == 0:  Q_L, Q_R = eigenvectors of L, R     # eigh, for the next steps
 
     A side longer than ``max_precond_dim`` keeps the identity; scalars and
     vectors run Adam.
@@ -167,18 +167,19 @@ def soap(
       >>> import jax.numpy as jnp, gradopt
       >>> opt = gradopt.soap(0.1)
       >>> w = jnp.zeros((2, 3))
-      >>> g = jnp.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])  # L, R diagonal: Q = I
+      >>> g = jnp.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
       >>> updates, _ = opt.update(g, opt.init(w), w)
-      >>> updates.round(3)  # Adam's first step, -lr * sign(g), in that basis
+      >>> updates.round(3)  # the first step is Adam's: -lr * sign(g)
       Array([[-0.1, -0. , -0. ],
              [-0. , -0.1, -0. ]], dtype=float32)
 
     Note:
-      The paper's code refreshes the bases by one power-iteration step and a
-      QR decomposition after the first eigendecomposition, and skips the
-      update on the first step; here every refresh is an ``eigh`` and the
-      first step already uses the basis of its own statistics. optax,
-      PyTorch and Keras ship no SOAP.
+      The order is the paper's Algorithm 3. Its code refreshes the bases by
+      one power-iteration step and a QR decomposition after the first
+      eigendecomposition, and skips the update on the first step; here every
+      refresh is an ``eigh`` and the first step is Adam's (identity bases).
+      ``V`` is kept across a change of basis, as in the paper. optax, PyTorch
+      and Keras ship no SOAP.
 
     References:
       Vyas, Morwani, Zhao, Shapira, Brandfonbrener, Janson & Kakade, SOAP:

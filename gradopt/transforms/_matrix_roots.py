@@ -18,7 +18,7 @@ def inverse_root_eigh(a, p, eps):
     """
     w, v = jnp.linalg.eigh(a)
     w = jnp.maximum(w, 0.0) + eps
-    return (v * w ** (-1.0 / p)) @ v.T
+    return (v * (w ** (-1.0 / p))[None, :]) @ v.T
 
 
 def inverse_root_newton(a, p, eps, iterations: int = 30, tol=1e-6):

@@ -3,8 +3,9 @@
 Each leaf of two or more dimensions is viewed as a matrix ``(prod(shape[:-1]),
 shape[-1])``; a side longer than ``max_precond_dim`` keeps the identity as its
 basis. Scalars, vectors and leaves with a dimension of 1 run plain Adam. The
-bases are refreshed (``eigh`` of the factors) every ``precondition_every``
-steps inside a ``lax.cond``.
+bases start as the identity (the first step is Adam's) and are refreshed
+(``eigh`` of the factors, after the step) every ``precondition_every`` steps
+inside a ``lax.cond``.
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ def _soap_update(
     def keep(_):
         return list(fields[4]), list(fields[5])
 
-    qls, qrs = jax.lax.cond(refresh, fresh, keep, None)
+    # the step uses the current bases; the factors then refresh them (Algorithm 3)
+    qls, qrs = fields[4], fields[5]
     out, mus, nus = [], [], []
     for g, mu, nu, ql, qr, u in zip(grads, fields[0], fields[1], qls, qrs, leaves, strict=True):
         shape = matrix_shape(jnp.shape(g)) or (1, g.size)
@@ -127,6 +129,7 @@ def _soap_update(
         out.append(direction.astype(u.dtype))
         mus.append(mu)
         nus.append(nu)
+    qls, qrs = jax.lax.cond(refresh, fresh, keep, None)
     unflat = treedef.unflatten
     new_state = SoapState(
         count, unflat(mus), unflat(nus), unflat(lefts), unflat(rights), unflat(qls), unflat(qrs)
