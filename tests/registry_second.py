@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 import gradopt
-from tests.registry import NONNEGATIVE, POSITIVE, Entry, Range
+from tests.registry import DECAY, NONNEGATIVE, POSITIVE, Convergence, Entry, Range
 
 
 def objective(params):
@@ -162,5 +162,89 @@ ENTRIES = [
         needs_params=True,
         needs_objective=True,
         extra_args=RESIDUAL,
+    ),
+]
+
+ENTRIES += [
+    Entry(
+        "scale_by_shampoo",
+        gradopt.scale_by_shampoo,
+        kwargs={"block_size": 2, "precondition_every": 2},
+        sweepable={"graft_b2": (0.5, 0.9, 0.999)},
+        ranges={
+            "beta2": Range(0.0, 1.0),
+            "eps": POSITIVE,
+            "graft_eps": POSITIVE,
+            "graft_b2": DECAY,
+        },
+    ),
+    Entry(
+        "shampoo",
+        gradopt.shampoo,
+        kwargs={"learning_rate": 0.1, "block_size": 2},
+        optimizer=True,
+        sweepable={"learning_rate": (0.01, 0.1, 0.3), "b1": (0.0, 0.5, 0.9)},
+        ranges={
+            **LR,
+            "b1": Range(0.0, 1.0, high_open=True),
+            "beta2": Range(0.0, 1.0),
+            "eps": POSITIVE,
+            "weight_decay": NONNEGATIVE,
+        },
+        callable_ok=("learning_rate",),
+        converges={
+            "quadratic": Convergence({"learning_rate": 0.05}, 300),
+            "rosenbrock": Convergence({"learning_rate": 0.02}, 5000),
+        },
+    ),
+    Entry(
+        "shampoo-newton-late",
+        gradopt.shampoo,
+        kwargs={
+            "learning_rate": 0.1,
+            "root": "newton",
+            "start_preconditioning_step": 3,
+            "graft": "sgd",
+            "precondition_every": 2,
+        },
+    ),
+    Entry(
+        "scale_by_soap",
+        gradopt.scale_by_soap,
+        kwargs={"precondition_every": 2},
+        sweepable={"b1": (0.0, 0.5, 0.9), "b2": (0.5, 0.9, 0.99)},
+        ranges={"b1": DECAY, "b2": DECAY, "eps": POSITIVE},
+    ),
+    Entry(
+        "soap",
+        gradopt.soap,
+        kwargs={"learning_rate": 0.1},
+        optimizer=True,
+        sweepable={"learning_rate": (0.01, 0.1, 0.3)},
+        ranges={**LR, "b1": DECAY, "b2": DECAY, "eps": POSITIVE, "weight_decay": NONNEGATIVE},
+        callable_ok=("learning_rate",),
+        converges={"quadratic": Convergence({"learning_rate": 0.05}, 300)},
+    ),
+    Entry(
+        "scale_by_sophia",
+        gradopt.scale_by_sophia,
+        kwargs={"update_interval": 2},
+        needs_params=True,
+        needs_objective=True,
+        extra_args=VALUE,
+        sweepable={"b1": (0.0, 0.5, 0.9), "gamma": (0.01, 0.1, 1.0)},
+        ranges={"b1": DECAY, "b2": DECAY, "eps": POSITIVE, "gamma": POSITIVE},
+    ),
+    Entry(
+        "sophia",
+        gradopt.sophia,
+        kwargs={"learning_rate": 0.1, "update_interval": 2},
+        optimizer=True,
+        needs_params=True,
+        needs_objective=True,
+        extra_args=VALUE,
+        sweepable={"learning_rate": (0.01, 0.1, 0.3)},
+        ranges={**LR, "b1": DECAY, "b2": DECAY, "eps": POSITIVE, "weight_decay": NONNEGATIVE},
+        callable_ok=("learning_rate",),
     ),
 ]

@@ -16,9 +16,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradopt.core._base import GradientTransformation, transform
+from gradopt.core._base import GradientTransformation, check_same_shapes, transform
 from gradopt.core._checks import check_choice, check_decay, check_eps, check_scalar
-from gradopt.core._numerics import as_compute, increment, zero_count
+from gradopt.core._numerics import as_compute, increment, saturate, zero_count
 from gradopt.transforms._matrix_roots import (
     blocks_of,
     cut,
@@ -86,6 +86,8 @@ def _shampoo_update(
     start_preconditioning_step, graft, graft_b2, graft_eps, root, **extra,
 ):  # fmt: skip
     del params, extra
+    if graft == "adam":  # the graft's moment has the leaves' shapes: name a mismatch
+        check_same_shapes(updates, state.graft_nu, what="updates", reference_what="state")
     count = increment(state.count)
     t = count.astype(jnp.float32)
     weight = jnp.where(jnp.asarray(beta2) == 1.0, 1.0, 1.0 - beta2)  # beta2 = 1: the paper's sums
@@ -106,8 +108,11 @@ def _shampoo_update(
             for b, piece in zip(
                 blocks, cut(g.reshape(shape), _leaf_blocks(p, block_size)), strict=True
             ):
-                stats.append((beta2 * b.left + weight * piece @ piece.T,
-                              beta2 * b.right + weight * piece.T @ piece))  # fmt: skip
+                left = beta2 * b.left + weight * piece @ piece.T
+                right = beta2 * b.right + weight * piece.T @ piece
+                ok = jnp.all(jnp.isfinite(left)) & jnp.all(jnp.isfinite(right))
+                # a statistic that overflows is not accumulated (the step still runs)
+                stats.append((jnp.where(ok, left, b.left), jnp.where(ok, right, b.right)))
         new_stats.append(stats)
 
     # 2. inverse fourth roots, only on refresh steps
@@ -126,8 +131,8 @@ def _shampoo_update(
         grads, block_states, new_stats, new_roots, nus, leaves, strict=True
     ):
         if graft == "adam":
-            nu = graft_b2 * nu + (1.0 - graft_b2) * g * g
-            graft_dir = g / (jnp.sqrt(nu / (1.0 - graft_b2**t)) + graft_eps)
+            nu = saturate(graft_b2 * nu + (1.0 - graft_b2) * g * g, jnp.float32)
+            graft_dir = g / (jnp.sqrt(nu) / jnp.sqrt(1.0 - graft_b2**t) + graft_eps)
         else:
             graft_dir = g
         shape = matrix_shape(jnp.shape(u))

@@ -15,9 +15,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradopt.core._base import GradientTransformation, transform
+from gradopt.core._base import GradientTransformation, check_same_shapes, transform
 from gradopt.core._checks import check_decay, check_eps
-from gradopt.core._numerics import as_compute, increment, zero_count
+from gradopt.core._numerics import as_compute, increment, saturate, zero_count
 from gradopt.transforms._matrix_roots import eigenbasis, matrix_shape
 from gradopt.transforms._shampoo import _int
 
@@ -86,6 +86,7 @@ def _soap_update(
     max_precond_dim, **extra,
 ):  # fmt: skip
     del params, extra
+    check_same_shapes(updates, state.mu, what="updates", reference_what="state")
     count = increment(state.count)
     t = count.astype(jnp.float32)
     refresh = (state.count % precondition_every) == 0
@@ -98,9 +99,11 @@ def _soap_update(
         if shape is not None:
             gm = g.reshape(shape)
             if left.shape[0]:
-                left = shampoo_beta * left + (1.0 - shampoo_beta) * gm @ gm.T
+                new = shampoo_beta * left + (1.0 - shampoo_beta) * gm @ gm.T
+                left = jnp.where(jnp.all(jnp.isfinite(new)), new, left)  # overflow: skipped
             if right.shape[0]:
-                right = shampoo_beta * right + (1.0 - shampoo_beta) * gm.T @ gm
+                new = shampoo_beta * right + (1.0 - shampoo_beta) * gm.T @ gm
+                right = jnp.where(jnp.all(jnp.isfinite(new)), new, right)
         grads.append(g)
         lefts.append(left)
         rights.append(right)
@@ -121,10 +124,10 @@ def _soap_update(
         mu = b1 * mu + (1.0 - b1) * g
         g_rot = _rotate(g.reshape(shape), ql, qr, True)
         m_rot = _rotate(mu.reshape(shape), ql, qr, True)
-        nu = b2 * nu + (1.0 - b2) * (g_rot * g_rot).reshape(jnp.shape(g))
+        nu = saturate(b2 * nu + (1.0 - b2) * (g_rot * g_rot).reshape(jnp.shape(g)), jnp.float32)
         m_hat = m_rot / (1.0 - b1**t)
-        v_hat = nu.reshape(shape) / (1.0 - b2**t)
-        n_rot = m_hat / (jnp.sqrt(v_hat) + eps)
+        root_v_hat = jnp.sqrt(nu.reshape(shape)) / jnp.sqrt(1.0 - b2**t)  # no overflow
+        n_rot = m_hat / (root_v_hat + eps)
         direction = _rotate(n_rot, ql, qr, False).reshape(jnp.shape(g))
         out.append(direction.astype(u.dtype))
         mus.append(mu)
