@@ -33,6 +33,7 @@ STUDIES = (
     "schedules",
     "parallel",
     "async_sgd",  # needs the gradopt[distributed] extra (Ray)
+    "second_order",
 )
 # Figures shown by the README and the documentation: (study, file) -> name under --figures-to.
 SHOWN = {
@@ -47,6 +48,8 @@ SHOWN = {
     ("schedules", "schedules.png"): "schedules.png",
     ("parallel", "parallel.png"): "parallel.png",
     ("async_sgd", "async_sgd.png"): "async_sgd.png",
+    ("second_order", "second_order.png"): "second_order.png",
+    ("second_order", "second_order_valley.png"): "second_order_valley.png",
 }
 
 
