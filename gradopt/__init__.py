@@ -149,7 +149,6 @@ from gradopt.transforms._matrix_free import (  # noqa: E402
     scale_by_gauss_newton,
     scale_by_hessian_free,
 )
-
 from gradopt.transforms._shampoo import ShampooBlock, ShampooState, scale_by_shampoo  # noqa: E402
 from gradopt.transforms._soap import SoapState, scale_by_soap  # noqa: E402
 from gradopt.transforms._sophia import SophiaState, scale_by_sophia  # noqa: E402

@@ -36,8 +36,8 @@ def shampoo(
         every k steps:  L_r = (L + eps I)^(-1/4),  R_r = (R + eps I)^(-1/4)   # eigh or Newton
         P = L_r G R_r
         graft (per leaf):  P = P * |A| / |P|,  A = the graft's step
-                           (adam: g / (sqrt(v_hat) + graft_eps), v = graft_b2 v + (1 - graft_b2) g^2;
-                            sgd: g)
+                           adam: g / (sqrt(v_hat) + graft_eps),
+                                 v = graft_b2 v + (1 - graft_b2) g^2;   sgd: g
         D = P if t >= start_preconditioning_step else A
         m = b1 m + (1 - b1) D;   u = m / (1 - b1^t)
         w = w - learning_rate * (u + weight_decay * w)

@@ -148,7 +148,7 @@ def scale_by_gauss_newton(
     _check_cg(where, max_cg_steps, cg_tol)
     if adaptive:
         check_scalar(where, "damping", damping, low=0.0, low_open=True,
-                     fix="Levenberg-Marquardt scales lambda by factors: start from 1e-3.")  # fmt: skip
+                     fix="LM scales lambda by factors: start from 1e-3.")  # fmt: skip
     return transform(
         _solve_init,
         _gn_update,

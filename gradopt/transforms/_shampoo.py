@@ -127,9 +127,7 @@ def _shampoo_update(
     # 3. precondition, graft, assemble
     out, out_blocks, out_nu = [], [], []
     preconditioning = count >= start_preconditioning_step
-    for g, blocks, stats, rts, nu, u in zip(
-        grads, block_states, new_stats, new_roots, nus, leaves, strict=True
-    ):
+    for g, stats, rts, nu, u in zip(grads, new_stats, new_roots, nus, leaves, strict=True):
         if graft == "adam":
             nu = saturate(graft_b2 * nu + (1.0 - graft_b2) * g * g, jnp.float32)
             graft_dir = g / (jnp.sqrt(nu) / jnp.sqrt(1.0 - graft_b2**t) + graft_eps)
