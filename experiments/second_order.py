@@ -111,7 +111,7 @@ def run_method(spec, loss_fn, params, data, batches, budget, max_steps, eval_fn)
     curve = [(0, 0.0, 0.0, float(eval_fn(params)))]
     ge, seconds, reuse = 0.0, 0.0, None
     for t in range(max_steps):
-        x, y = data if full_batch else batches(t)
+        x, y = jax.block_until_ready(data if full_batch else batches(t))
         units = x.shape[0] / BATCH
         start = time.perf_counter()
         if reuse is None:
@@ -262,7 +262,7 @@ def loss_at(curve, ge):
 def draw(settings, convex_curves, mlp_curves, valley_runs) -> list[str]:
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8), constrained_layout=True)
     for row, (title, curves) in enumerate((("convex", convex_curves), ("MLP", mlp_curves))):
         best = min(min(r[3] for r in c) for c in curves.values())
         for i, (name, curve) in enumerate(curves.items()):
@@ -280,10 +280,11 @@ def draw(settings, convex_curves, mlp_curves, valley_runs) -> list[str]:
         axes[row][0].legend(fontsize=7)
         if row == 0:
             axes[row][0].set_xscale("symlog", linthresh=10)
+            axes[row][1].set_xscale("symlog", linthresh=100)
     fig.suptitle("Second-order and first-order methods at equal budgets (digits)")
     main_figure = common.save_figure(fig, settings, "second_order")
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
     valley._contour(axes[0], "Newton (black) reaches the minimum in one step")
     styles = {"GD lr=0.04": "C3", "momentum 0.5, lr=0.04": "C0", "Newton": "k"}
     for name, (points, losses) in valley_runs.items():
