@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -51,3 +52,16 @@ def test_smoke_run_writes_figures_numbers_and_verdict(tmp_path):
     saved = json.loads((tmp_path / "result.json").read_text())
     assert saved["headline"] == result.headline
     assert any("slide's claim" in f for f in result.findings)
+
+
+def test_benchmark_case_8_times_refresh_and_other_steps_apart():
+    from experiments.benchmarks import preconditioners
+
+    # the benchmark's MLP broadcasts its biases; optax.adam mixes int and float
+    with jax.numpy_rank_promotion("allow"), jax.numpy_dtype_promotion("standard"):
+        rows = preconditioners.case_preconditioners(reps=1, depth=1, width=4)
+    steps = {(r["impl"], r["name"].split(", ")[-1]) for r in rows if r["metric"] == "step"}
+    for impl in ("optax", "gradopt.adam", "gradopt.shampoo", "gradopt.soap"):
+        assert (impl, "refresh step") in steps and (impl, "non-refresh step") in steps
+    per_param = {r["impl"]: r["bytes_per_param"] for r in rows if r["metric"] == "state bytes"}
+    assert per_param["gradopt.shampoo"] > per_param["gradopt.adam"]

@@ -16,11 +16,11 @@ import sys
 import time
 
 from experiments import common
-from experiments.benchmarks import cases, impls, state_and_sweep
+from experiments.benchmarks import cases, impls, preconditioners, state_and_sweep
 from experiments.benchmarks.timing import log, machine
 
 NAME = "benchmarks"
-CASES = ("1", "2", "3", "4", "5", "6", "7")
+CASES = ("1", "2", "3", "4", "5", "6", "7", "8")
 OPTAX_5000_COMPILE = "quick mode: optax and plain gradopt take minutes to compile 5,000 leaves"
 _COPIES = (impls.COPY_JAX, impls.COPY_TORCH)
 _VERSIONS_SHOWN = ("python", "gradopt", "jax", "jaxlib", "optax", "numpy", "torch")
@@ -208,6 +208,9 @@ def run_cases(settings: common.Settings, chosen: set[str], reps: int) -> dict:
         rows += state_and_sweep.case_sweep(num_rates=32, steps=50 if quick else 200)
     if "7" in chosen:
         rows += cases.case_gpu(reps=reps)
+    if "8" in chosen:
+        depth, width = (2, 16) if smoke else (8, 64) if quick else (32, 128)
+        rows += preconditioners.case_preconditioners(reps=reps, depth=depth, width=width)
     return out
 
 
