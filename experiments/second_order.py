@@ -153,8 +153,8 @@ def convex(settings, digits):
     d = size_of(params)
     # enough for a few Newton steps (each 1 + 2 d full-batch gradients); the cheap
     # methods stop at their iteration cap first
-    budget = settings.pick(8, 4, 2) * (1 + 2 * d) * full
-    steps = settings.pick(1000, 250, 4)
+    budget = settings.pick(8, 3, 2) * (1 + 2 * d) * full
+    steps = settings.pick(1000, 200, 4)
     methods = {
         "GD (lr 1)": ("grad", gradopt.sgd(1.0), True),
         "Adam (lr 0.05)": ("grad", gradopt.adam(0.05), True),
@@ -178,7 +178,7 @@ def nonconvex(settings, digits):
     x, y = jnp.asarray(digits.x_train), jnp.asarray(digits.y_train)
     n = x.shape[0]
     params = init_mlp(jax.random.PRNGKey(settings.seed), [64, 32, 10])
-    budget = settings.pick(3000, 400, 12)
+    budget = settings.pick(3000, 300, 12)
     rng = np.random.default_rng(settings.seed)
     order = np.concatenate([rng.permutation(n) for _ in range(400)])
 

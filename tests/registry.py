@@ -56,6 +56,8 @@ Fields that matter (all optional except name and factory):
 * ``needs_objective``: ``update`` reads the loss itself (``value_fn=`` or
   ``residual_fn=`` in ``extra_args``, see ``gradopt/transforms/_objective.py``);
   checks that call ``update`` with a gradient alone do not apply to it.
+* ``static_args``: integer hyperparameters that fix shapes or loop bounds
+  (a block size, a memory size); ``inject_hyperparams`` keeps them static.
 """
 
 from __future__ import annotations
@@ -121,6 +123,7 @@ class Entry:
     low_precision: bool = True
     optimizer: bool = False
     needs_objective: bool = False
+    static_args: tuple[str, ...] = ()
 
     def make(self, **overrides):
         """Build the transform with the entry's kwargs updated by ``overrides``."""
@@ -656,7 +659,6 @@ REGISTRY += [
         for name in module.__all__
     ],
 ]
-
 
 
 def _load_parts() -> tuple[list[Entry], set[str]]:

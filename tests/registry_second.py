@@ -69,6 +69,7 @@ ENTRIES = [
     Entry(
         "lbfgs",
         gradopt.lbfgs,
+        static_args=("memory_size",),
         kwargs={"memory_size": 2},
         optimizer=True,
         needs_params=True,
@@ -90,6 +91,7 @@ ENTRIES = [
     Entry(
         "newton",
         gradopt.newton,
+        static_args=("max_params",),
         optimizer=True,
         needs_params=True,
         needs_objective=True,
@@ -112,6 +114,7 @@ ENTRIES = [
     Entry(
         "gauss_newton",
         gradopt.gauss_newton,
+        static_args=("max_cg_steps",),
         kwargs={"max_cg_steps": 3},
         optimizer=True,
         needs_params=True,
@@ -124,6 +127,7 @@ ENTRIES = [
     Entry(
         "levenberg_marquardt",
         gradopt.levenberg_marquardt,
+        static_args=("max_cg_steps",),
         kwargs={"max_cg_steps": 3},
         optimizer=True,
         needs_params=True,
@@ -146,6 +150,7 @@ ENTRIES = [
     Entry(
         "hessian_free",
         gradopt.hessian_free,
+        static_args=("max_cg_steps",),
         kwargs={"max_cg_steps": 3, "adaptive": False},
         optimizer=True,
         needs_params=True,
@@ -181,6 +186,7 @@ ENTRIES += [
     Entry(
         "shampoo",
         gradopt.shampoo,
+        static_args=("block_size", "precondition_every", "start_preconditioning_step"),
         kwargs={"learning_rate": 0.1, "block_size": 2},
         optimizer=True,
         sweepable={"learning_rate": (0.01, 0.1, 0.3), "b1": (0.0, 0.5, 0.9)},
@@ -218,6 +224,7 @@ ENTRIES += [
     Entry(
         "soap",
         gradopt.soap,
+        static_args=("precondition_every", "max_precond_dim"),
         kwargs={"learning_rate": 0.1},
         optimizer=True,
         sweepable={"learning_rate": (0.01, 0.1, 0.3)},
@@ -238,6 +245,7 @@ ENTRIES += [
     Entry(
         "sophia",
         gradopt.sophia,
+        static_args=("update_interval", "seed"),
         kwargs={"learning_rate": 0.1, "update_interval": 2},
         optimizer=True,
         needs_params=True,

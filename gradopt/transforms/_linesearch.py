@@ -33,6 +33,7 @@ import jax.numpy as jnp
 
 from gradopt.core._base import GradientTransformation, transform
 from gradopt.core._checks import check_choice, check_scalar
+from gradopt.core._numerics import as_compute, compute_dtype
 from gradopt.transforms._objective import fn_kwargs, require, require_params, tree_vdot
 
 
@@ -61,7 +62,7 @@ class ZoomLinesearchState(NamedTuple):
 class _Trial(NamedTuple):
     """The search's loop carry (scalars are in the loss's dtype)."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]
     stepsize: jax.Array
     value: jax.Array
     grad: object
@@ -106,7 +107,9 @@ def _pick(cond, yes, no):
 
 def _zoom_init(params, **hyper):
     del hyper
-    dtype = jnp.real(jnp.empty((), jnp.result_type(jax.tree.leaves(params)[0]))).dtype
+    dtype = compute_dtype(
+        jnp.real(jnp.empty((), jnp.result_type(jax.tree.leaves(params)[0]))).dtype
+    )
     zero_i = jnp.zeros([], jnp.int32)
     return ZoomLinesearchState(
         learning_rate=jnp.ones([], dtype),
@@ -145,7 +148,11 @@ def _zoom_update(
     slope0 = tree_vdot(updates, grad0).astype(dtype)
 
     def on_line(eta):
-        point = jax.tree.map(lambda w, u: w + eta * u, params, updates)
+        point = jax.tree.map(
+            lambda w, u: _axpy(eta, u, w),
+            params,
+            updates,
+        )
         f, g = value_and_grad(point, **kwargs)
         return jnp.asarray(f, dtype), g, tree_vdot(g, updates).astype(dtype)
 
@@ -266,7 +273,7 @@ def _zoom_update(
     start = start._replace(grad=_as_like(grad0, params), safe_grad=_as_like(grad0, params))
     _, final = jax.lax.while_loop(cond, body, (guess, start))
     eta = final.stepsize
-    new_updates = jax.tree.map(lambda u: (eta * u).astype(u.dtype), updates)
+    new_updates = jax.tree.map(lambda u: _axpy(eta, u, jnp.zeros_like(u)), updates)
     info = ZoomLinesearchInfo(
         final.count,
         final.decrease_error.astype(state.info.decrease_error.dtype),
@@ -282,7 +289,7 @@ def _zoom_update(
 
 
 class _Loop(NamedTuple):
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]
     stepsize_guess: jax.Array
     trial: _Trial
 
@@ -310,6 +317,12 @@ class _Loop(NamedTuple):
     @property
     def safe_grad(self):
         return self.trial.safe_grad
+
+
+def _axpy(a, x, y):
+    """``a * x + y`` in the compute dtype of ``x``, cast to ``y``'s dtype."""
+    cx, cy = as_compute(x), as_compute(y)
+    return (a.astype(cx.dtype) * cx + cy.astype(cx.dtype)).astype(jnp.result_type(y))
 
 
 def _as_like(tree, like):

@@ -68,7 +68,9 @@ def _predicted_decrease(g, d, residual, lam):
 
 
 def _step(params, d):
-    return jax.tree.map(lambda w, u: (as_compute(w) - as_compute(u)).astype(w.dtype), params, d)
+    return jax.tree.map(
+        lambda w, u: (as_compute(w) - as_compute(u)).astype(jnp.result_type(w)), params, d
+    )
 
 
 def _finish(updates, state, d, accepted, damping, nu, k):
