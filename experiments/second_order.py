@@ -357,7 +357,8 @@ def findings_of(convex_rows, convex_curves, mlp_rows, mlp_curves, budget, valley
     )
     t_adam = secs["Adam"]
     findings.append(
-        f"MLP at Adam's wall clock ({t_adam:.2f} s): training loss "
+        f"MLP at Adam's wall clock ({t_adam:.2f} s; a method that spent its GE budget "
+        "sooner shows its final loss): training loss "
         + ", ".join(f"{m} {common.fmt(loss_at_time(c, t_adam))}" for m, c in mlp_curves.items())
         + "."
     )
