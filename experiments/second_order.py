@@ -76,11 +76,13 @@ def size_of(params) -> int:
 
 
 def _cg(state) -> int:
+    """CG iterations so far (the state counts them all)."""
     return int(state[0].cg_steps)
 
 
 def _trials(state) -> int:
-    return int(state[2].info.num_linesearch_steps)
+    """Line-search trials so far."""
+    return int(state[2].info.total_trials)
 
 
 def run_method(spec, loss_fn, params, data, batches, budget, max_steps, eval_fn):
@@ -109,7 +111,7 @@ def run_method(spec, loss_fn, params, data, batches, budget, max_steps, eval_fn)
 
     vg = jax.jit(value_and_grad)
     curve = [(0, 0.0, 0.0, float(eval_fn(params)))]
-    ge, seconds, reuse = 0.0, 0.0, None
+    ge, seconds, reuse, done_cg, done_trials = 0.0, 0.0, None, 0, 0
     for t in range(max_steps):
         x, y = jax.block_until_ready(data if full_batch else batches(t))
         units = x.shape[0] / BATCH
@@ -124,15 +126,16 @@ def run_method(spec, loss_fn, params, data, batches, budget, max_steps, eval_fn)
         if t > 0:
             seconds += time.perf_counter() - start
         if kind == "lbfgs":
-            ge += units * _trials(state)
+            trials, done_trials = _trials(state) - done_trials, _trials(state)
+            ge += units * trials
             if full_batch:  # the search's last point is the next step's: reuse its gradient
                 reuse = (state[2].value, state[2].grad)
         elif kind == "newton":
             ge += units * 2 * d
-        elif kind in ("gn", "lm"):
-            ge += units * (0.5 + 2 * _cg(state) + (0.5 if kind == "lm" else 0.0))
-        elif kind == "hf":
-            ge += units * (1.0 + 2 * _cg(state) + 0.5)
+        elif kind in ("gn", "lm", "hf"):
+            cg, done_cg = _cg(state) - done_cg, _cg(state)
+            extra = {"gn": 0.5, "lm": 1.0, "hf": 1.5}[kind]  # linearisation, trial value
+            ge += units * (extra + 2 * cg)
         elif kind == "sophia":
             ge += units * (2.0 if t % 10 == 0 else 0.0)  # the HVP of refresh steps
         curve.append((t + 1, ge, seconds, float(eval_fn(params))))

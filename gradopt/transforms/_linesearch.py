@@ -34,13 +34,14 @@ import jax.numpy as jnp
 from gradopt.core._base import GradientTransformation, transform
 from gradopt.core._checks import check_choice, check_scalar
 from gradopt.core._numerics import as_compute, compute_dtype
-from gradopt.transforms._objective import fn_kwargs, require, require_params, tree_vdot
+from gradopt.transforms._objective import add_counts, fn_kwargs, require, require_params, tree_vdot
 
 
 class ZoomLinesearchInfo(NamedTuple):
-    """Diagnostics of the last search: trials made, and the two errors at the chosen step."""
+    """Diagnostics: the trials of all searches so far (int32, saturating; each one value
+    and one gradient of the objective), and the two errors at the last chosen step."""
 
-    num_linesearch_steps: jax.Array
+    total_trials: jax.Array
     decrease_error: jax.Array
     curvature_error: jax.Array
 
@@ -275,7 +276,7 @@ def _zoom_update(
     eta = final.stepsize
     new_updates = jax.tree.map(lambda u: _axpy(eta, u, jnp.zeros_like(u)), updates)
     info = ZoomLinesearchInfo(
-        final.count,
+        add_counts(state.info.total_trials, final.count),
         final.decrease_error.astype(state.info.decrease_error.dtype),
         final.curvature_error.astype(state.info.curvature_error.dtype),
     )

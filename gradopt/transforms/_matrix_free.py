@@ -18,7 +18,13 @@ from gradopt.core._base import GradientTransformation, transform
 from gradopt.core._checks import check_choice, check_flag, check_scalar
 from gradopt.core._numerics import as_compute, increment, zero_count
 from gradopt.transforms._curvature import _check_cg, conjugate_gradient
-from gradopt.transforms._objective import fn_kwargs, require, require_params, tree_vdot
+from gradopt.transforms._objective import (
+    add_counts,
+    fn_kwargs,
+    require,
+    require_params,
+    tree_vdot,
+)
 
 
 class CurvatureSolveState(NamedTuple):
@@ -29,7 +35,8 @@ class CurvatureSolveState(NamedTuple):
       damping: the current ``lambda`` (adapted when the method adapts it).
       nu: Levenberg-Marquardt's growth factor of ``lambda`` after a rejection.
       previous: the last solution ``d`` (Hessian-free warm-starts CG from it).
-      cg_steps: CG iterations of the last step (each one curvature product).
+      cg_steps: CG iterations of all steps so far (int32, saturating; each one
+        curvature product).
       accepted: whether the last step was taken.
     """
 
@@ -82,7 +89,7 @@ def _finish(updates, state, d, accepted, damping, nu, k):
         damping=damping.astype(jnp.float32),
         nu=nu.astype(jnp.float32),
         previous=jax.tree.map(lambda a, p: a.astype(p.dtype), d, state.previous),
-        cg_steps=k,
+        cg_steps=add_counts(state.cg_steps, k),
         accepted=jnp.asarray(accepted),
     )
 

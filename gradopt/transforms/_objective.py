@@ -76,3 +76,10 @@ def tree_axpy(a, x, y):
     return jax.tree.map(
         lambda u, v: (as_compute(a) * as_compute(u) + as_compute(v)).astype(v.dtype), x, y
     )
+
+
+def add_counts(total, k):
+    """``total + k`` for int32 counters, saturating at the int32 maximum."""
+    top = jnp.iinfo(jnp.int32).max
+    k = jnp.asarray(k, jnp.int32)
+    return jnp.where(total > top - k, top, total + k).astype(jnp.int32)
