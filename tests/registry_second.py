@@ -1,6 +1,7 @@
 """Registry entries of the second-order methods and matrix preconditioners (issue 18).
 
-The methods that evaluate the loss themselves (line search, Newton, Gauss-Newton,
+Primitives are not swept where their named optimizer is (each sweep compiles a
+vmapped program). The methods that evaluate the loss themselves (line search, Newton, Gauss-Newton,
 Hessian-free) get ``extra_args`` with a loss that works on any parameter tree
 (:func:`objective`, :func:`residuals`) and ``needs_objective=True``; the
 battery's gradients are random, so the loss and the gradient disagree, which
@@ -55,8 +56,6 @@ ENTRIES = [
         needs_objective=True,
         extra_args=VALUE,
         low_precision=False,  # the search compares losses: bfloat16 rounding picks other steps
-        # the battery's directions are random: a cap on the step is what changes the result
-        sweepable={"max_learning_rate": (0.05, 0.2, 1.0)},
         ranges={
             "max_learning_rate": POSITIVE,
             "tol": NONNEGATIVE,
@@ -85,7 +84,6 @@ ENTRIES = [
         needs_params=True,
         needs_objective=True,
         extra_args=VALUE,
-        sweepable={"damping": (0.0, 0.5, 2.0)},
         ranges={"damping": NONNEGATIVE},
     ),
     Entry(
@@ -107,7 +105,6 @@ ENTRIES = [
         needs_params=True,
         needs_objective=True,
         extra_args=RESIDUAL,
-        sweepable={"damping": (0.0, 0.5, 2.0)},
         ranges={"damping": NONNEGATIVE, **CG},
         flags=("adaptive",),
     ),
@@ -143,7 +140,6 @@ ENTRIES = [
         needs_params=True,
         needs_objective=True,
         extra_args=VALUE,
-        sweepable={"damping": (0.1, 0.5, 2.0)},
         ranges={"damping": NONNEGATIVE, "warm_start": Range(0.0, 1.0), **CG},
         flags=("adaptive",),
     ),
@@ -175,7 +171,6 @@ ENTRIES += [
         "scale_by_shampoo",
         gradopt.scale_by_shampoo,
         kwargs={"block_size": 2, "precondition_every": 2},
-        sweepable={"graft_b2": (0.5, 0.9, 0.999)},
         ranges={
             "beta2": Range(0.0, 1.0),
             "eps": POSITIVE,
@@ -218,7 +213,6 @@ ENTRIES += [
         "scale_by_soap",
         gradopt.scale_by_soap,
         kwargs={"precondition_every": 2},
-        sweepable={"b1": (0.0, 0.5, 0.9), "b2": (0.5, 0.9, 0.99)},
         ranges={"b1": DECAY, "b2": DECAY, "eps": POSITIVE},
     ),
     Entry(
@@ -239,7 +233,6 @@ ENTRIES += [
         needs_params=True,
         needs_objective=True,
         extra_args=VALUE,
-        sweepable={"b1": (0.0, 0.5, 0.9), "gamma": (0.01, 0.1, 1.0)},
         ranges={"b1": DECAY, "b2": DECAY, "eps": POSITIVE, "gamma": POSITIVE},
     ),
     Entry(
