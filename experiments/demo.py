@@ -35,6 +35,7 @@ STUDIES = (
     "parallel",
     "async_sgd",  # needs the gradopt[distributed] extra (Ray)
     "hogwild",  # needs the gradopt[distributed] extra (Numba)
+    "second_order",
 )
 # Figures shown by the README and the documentation: (study, file) -> name under --figures-to.
 SHOWN = {
@@ -52,6 +53,8 @@ SHOWN = {
     ("parallel", "parallel.png"): "parallel.png",
     ("async_sgd", "async_sgd.png"): "async_sgd.png",
     ("hogwild", "hogwild.png"): "hogwild.png",
+    ("second_order", "second_order.png"): "second_order.png",
+    ("second_order", "second_order_valley.png"): "second_order_valley.png",
 }
 
 

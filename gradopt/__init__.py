@@ -285,5 +285,59 @@ __all__ = [
     "yogi",
 ]
 
+# Second-order methods and matrix preconditioners (issue 18)
+from gradopt.optimizers._lbfgs import lbfgs  # noqa: E402
+from gradopt.optimizers._newton import (  # noqa: E402
+    gauss_newton,
+    hessian_free,
+    levenberg_marquardt,
+    newton,
+)
+from gradopt.optimizers._shampoo import shampoo, soap  # noqa: E402
+from gradopt.optimizers._sophia import sophia  # noqa: E402
+from gradopt.transforms._curvature import NewtonState, scale_by_newton  # noqa: E402
+from gradopt.transforms._lbfgs import ScaleByLbfgsState, scale_by_lbfgs  # noqa: E402
+from gradopt.transforms._linesearch import (  # noqa: E402
+    ZoomLinesearchInfo,
+    ZoomLinesearchState,
+    scale_by_zoom_linesearch,
+)
+from gradopt.transforms._matrix_free import (  # noqa: E402
+    CurvatureSolveState,
+    scale_by_gauss_newton,
+    scale_by_hessian_free,
+)
+from gradopt.transforms._shampoo import ShampooBlock, ShampooState, scale_by_shampoo  # noqa: E402
+from gradopt.transforms._soap import SoapState, scale_by_soap  # noqa: E402
+from gradopt.transforms._sophia import SophiaState, scale_by_sophia  # noqa: E402
+
+__all__ += [
+    "CurvatureSolveState",
+    "ShampooBlock",
+    "ShampooState",
+    "SoapState",
+    "SophiaState",
+    "scale_by_shampoo",
+    "scale_by_soap",
+    "scale_by_sophia",
+    "shampoo",
+    "soap",
+    "sophia",
+    "NewtonState",
+    "ScaleByLbfgsState",
+    "ZoomLinesearchInfo",
+    "ZoomLinesearchState",
+    "gauss_newton",
+    "hessian_free",
+    "lbfgs",
+    "levenberg_marquardt",
+    "newton",
+    "scale_by_gauss_newton",
+    "scale_by_hessian_free",
+    "scale_by_lbfgs",
+    "scale_by_newton",
+    "scale_by_zoom_linesearch",
+]
+
 # Imported last: the compat modules are built from the public names above.
 from gradopt import compat as compat  # noqa: E402  (explicit re-export)

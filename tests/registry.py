@@ -78,6 +78,9 @@ Fields that matter (all optional except name and factory):
   gradient, it may legitimately not move, so the suites check finiteness only.
 * ``schedule_lr``: False if the compat entry's learning rate cannot be a
   schedule (torch reads it once, or never from a scheduler).
+* ``needs_objective``: ``update`` reads the loss itself (``value_fn=`` or
+  ``residual_fn=`` in ``extra_args``, see ``gradopt/transforms/_objective.py``);
+  checks that call ``update`` with a gradient alone do not apply to it.
 """
 
 from __future__ import annotations
@@ -147,6 +150,7 @@ class Entry:
     matrices_only: bool = False
     schedule_lr: bool = True
     reevaluates: bool = False
+    needs_objective: bool = False
 
     def make(self, **overrides):
         """Build the transform with the entry's kwargs updated by ``overrides``."""

@@ -16,11 +16,11 @@ import sys
 import time
 
 from experiments import common
-from experiments.benchmarks import cases, impls, modern, state_and_sweep
+from experiments.benchmarks import cases, impls, modern, preconditioners, state_and_sweep
 from experiments.benchmarks.timing import log, machine
 
 NAME = "benchmarks"
-CASES = ("1", "2", "3", "4", "5", "6", "7", "8")
+CASES = ("1", "2", "3", "4", "5", "6", "7", "8", "9")
 OPTAX_5000_COMPILE = "quick mode: optax and plain gradopt take minutes to compile 5,000 leaves"
 _COPIES = (impls.COPY_JAX, impls.COPY_TORCH)
 _VERSIONS_SHOWN = ("python", "gradopt", "jax", "jaxlib", "optax", "numpy", "torch")
@@ -218,6 +218,9 @@ def run_cases(settings: common.Settings, chosen: set[str], reps: int) -> dict:
         rows += cases.case_gpu(reps=reps)
     if "8" in chosen:
         rows += modern.case_modern(reps=reps, smoke=smoke, seed=seed)
+    if "9" in chosen:
+        depth, width = (2, 16) if smoke else (8, 64) if quick else (32, 128)
+        rows += preconditioners.case_preconditioners(reps=reps, depth=depth, width=width)
     return out
 
 
