@@ -333,7 +333,7 @@ ENTRIES += [
         sweepable={"learning_rate": SMALL_LR, "b1": DECAYS, "b2": DECAYS},
         ranges={**WITH_ROOT, "weight_decay": NONNEGATIVE},
         callable_ok=("learning_rate",),
-        converges={"quadratic": _q(1000, learning_rate=0.02, weight_decay=0.0)},
+        converges={"quadratic": _q(3000, learning_rate=0.005, weight_decay=0.0)},
     ),
     # -- Polyak step size ----------------------------------------------------
     Entry(

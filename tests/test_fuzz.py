@@ -49,10 +49,20 @@ def scaled(k: float):
     return settings(max_examples=max(1, round(k * N)))
 
 
+# `make test` (the "small" profile) fuzzes the named optimizers; `make fuzz` (the
+# "fuzz" profile) fuzzes every registry entry, primitives and variants too. The
+# conformance, validation and robustness suites cover every entry in both.
+EVERY_ENTRY = settings.default.max_examples > 1
+
+
 def entries(where=lambda e: True):
     """Registry entries as pytest params (those that refuse non-matrix parameters
     are left to the conformance battery, which feeds them matrices)."""
-    return [pytest.param(e, id=e.name) for e in REGISTRY if where(e) and not e.matrices_only]
+    return [
+        pytest.param(e, id=e.name)
+        for e in REGISTRY
+        if where(e) and not e.matrices_only and (EVERY_ENTRY or e.optimizer)
+    ]
 
 
 def compat_lr(entry) -> str | None:

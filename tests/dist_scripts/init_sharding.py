@@ -31,7 +31,9 @@ by_shape = {shapes[k]: params[k].sharding for k in shapes}
 report = {}
 checked = 0
 for entry in REGISTRY:
-    state = entry.make().init(params)
+    # matrices-only entries (torch's Muon) take the 2-D leaves alone
+    own = {k: v for k, v in params.items() if v.ndim == 2} if entry.matrices_only else params
+    state = entry.make().init(own)
     bad = []
     for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
         shape = tuple(jnp.shape(leaf))
