@@ -34,14 +34,25 @@ WITH_ROOT = {**ADAM_LIKE, "eps_root": NONNEGATIVE}
 
 ENTRIES = [
     # -- primitives ----------------------------------------------------------
-    Entry("scale_by_sign", gradopt.scale_by_sign, converges={"quadratic": _q(3000, then=1e-3)}),
+    Entry(
+        "scale_by_sign",
+        gradopt.scale_by_sign,
+        converges={"quadratic": _q(3000, then=1e-3)},
+        supports_complex=False,
+    ),
     Entry(
         "scale_by_lion",
         gradopt.scale_by_lion,
         sweepable={"b1": DECAYS, "b2": (0.5, 0.9, 0.99)},
         ranges={"b1": DECAY, "b2": DECAY},
+        supports_complex=False,
     ),
-    Entry("scale_by_lion-bfloat16_state", gradopt.scale_by_lion, kwargs={"dtype": jnp.bfloat16}),
+    Entry(
+        "scale_by_lion-bfloat16_state",
+        gradopt.scale_by_lion,
+        kwargs={"dtype": jnp.bfloat16},
+        supports_complex=False,
+    ),
     Entry(
         # no sweep: rho_t < 5 for the battery's first steps, where the output is 1
         "rectified_root_mean_square",
@@ -77,6 +88,7 @@ ENTRIES = [
         gradopt.scale_by_adan,
         sweepable={"b1": DECAYS, "b2": DECAYS, "b3": (0.5, 0.9, 0.99)},
         ranges={"b1": DECAY, "b2": DECAY, "b3": DECAY, "eps": POSITIVE, "eps_root": NONNEGATIVE},
+        supports_complex=False,
     ),
     Entry(
         "scale_by_adopt",
@@ -108,6 +120,7 @@ ENTRIES = [
         ranges={"learning_rate": NONNEGATIVE},
         callable_ok=("learning_rate",),
         converges={"quadratic": _q(3000, learning_rate=1e-3)},
+        supports_complex=False,
     ),
     Entry(
         "signum",
@@ -117,6 +130,7 @@ ENTRIES = [
         ranges={"learning_rate": NONNEGATIVE, "beta": DECAY},
         callable_ok=("learning_rate",),
         converges={"quadratic": _q(3000, learning_rate=1e-3)},
+        supports_complex=False,
     ),
     Entry(
         "lion",
@@ -132,9 +146,14 @@ ENTRIES = [
         },
         callable_ok=("learning_rate",),
         converges={"quadratic": _q(3000, learning_rate=1e-3, weight_decay=0.0)},
+        supports_complex=False,
     ),
     Entry(
-        "lion-bfloat16_moments", gradopt.lion, kwargs={"mu_dtype": jnp.bfloat16}, needs_params=True
+        "lion-bfloat16_moments",
+        gradopt.lion,
+        kwargs={"mu_dtype": jnp.bfloat16},
+        needs_params=True,
+        supports_complex=False,
     ),
     # -- Adam's descendants --------------------------------------------------
     Entry(
@@ -184,6 +203,7 @@ ENTRIES = [
             "quadratic": _q(learning_rate=0.2, weight_decay=0.0),
             "rosenbrock": _q(5000, learning_rate=0.05, weight_decay=0.0),
         },
+        supports_complex=False,
     ),
     Entry(
         "nadamw",
@@ -323,6 +343,7 @@ ENTRIES += [
         needs_params=True,
         sweepable={"learning_rate": SMALL_LR, "min_norm": (0.0, 1e-6, 0.1)},
         ranges={"learning_rate": NONNEGATIVE, "min_norm": NONNEGATIVE},
+        supports_complex=False,
     ),
     Entry(
         "novograd",
@@ -342,6 +363,7 @@ ENTRIES += [
         extra_args={"value": jnp.asarray(1.0)},
         sweepable={"max_learning_rate": (0.1, 0.5, 1.0), "f_min": (-1.0, 0.0, 0.5)},
         ranges={"f_min": Range(), "max_learning_rate": NONNEGATIVE, "eps": NONNEGATIVE},
+        supports_complex=False,
     ),
     Entry(
         "polyak_sgd",
@@ -357,6 +379,7 @@ ENTRIES += [
         },
         callable_ok=("scaling",),
         converges={"quadratic": _q(300, max_learning_rate=1.0)},
+        supports_complex=False,
     ),
     # -- cautious ------------------------------------------------------------
     Entry(

@@ -322,6 +322,7 @@ ENTRIES += [
         sweepable={"b1": (0.0, 0.5, 0.9), "b2": (0.5, 0.9, 1.0)},
         ranges={"b1": DECAY, "b2": Range(0.0, 1.0), "eps": POSITIVE},
         converges={"quadratic": _q(then=0.5)},
+        supports_complex=False,
     ),
     Entry(
         "sm3",
@@ -332,6 +333,7 @@ ENTRIES += [
         ranges={"learning_rate": NONNEGATIVE, "momentum": DECAY},
         callable_ok=("learning_rate",),
         converges={"quadratic": _q(learning_rate=0.5)},
+        supports_complex=False,
     ),
 ]
 
