@@ -159,7 +159,9 @@ def test_optax_inject_hyperparams_wraps_it(entry):
     # optax casts the injected values to the parameters' highest dtype, complex64
     # here, unless told otherwise: hyperparameters stay real (docs/complex.md)
     with jax.numpy_dtype_promotion("standard"):
-        inject = optax.inject_hyperparams(entry.factory, hyperparam_dtype=jnp.float32)
+        inject = optax.inject_hyperparams(
+            entry.factory, static_args=entry.static_args, hyperparam_dtype=jnp.float32
+        )
         injected = inject(**entry.kwargs)
         # jitted: optax rebuilds the optimizer from its arrays at every update
         got = jax.jit(lambda p, g: _run(injected, p, g, **entry.extra_args))(params, grads)
@@ -339,6 +341,18 @@ AGAINST_OPTAX |= {
     "novograd": (
         gradopt.novograd(0.01, weight_decay=0.1),
         optax.novograd(0.01, weight_decay=0.1),
+    ),
+    "adafactor-factored": (  # min_dim_size_to_factor=1: the (3, 2) leaf is factored
+        gradopt.adafactor(0.01, min_dim_size_to_factor=1),
+        optax.adafactor(0.01, min_dim_size_to_factor=1),
+    ),
+    "schedule_free_sgd": (
+        gradopt.schedule_free_sgd(0.02, b1=0.8, weight_decay=0.01),
+        optax.contrib.schedule_free_sgd(0.02, b1=0.8, weight_decay=0.01),
+    ),
+    "schedule_free_adamw": (
+        gradopt.schedule_free_adamw(0.02, b1=0.95, b2=0.99, weight_decay=0.05),
+        optax.contrib.schedule_free_adamw(0.02, b1=0.95, b2=0.99, weight_decay=0.05),
     ),
 }
 
