@@ -278,12 +278,14 @@ ENTRIES += [
         flags=("safeguard_warmup",),
         callable_ok=("learning_rate",),
         converges={"quadratic": _q(1000)},
+        supports_complex=False,
     ),
     Entry(
         "prodigy-safeguard_warmup-weight_decay",
         gradopt.prodigy,
         kwargs={"safeguard_warmup": True, "weight_decay": 1e-2, "betas": (0.8, 0.99)},
         needs_params=True,
+        supports_complex=False,
     ),
     Entry(
         "dadapt_adamw",
@@ -299,6 +301,7 @@ ENTRIES += [
         },
         callable_ok=("learning_rate",),
         converges={"quadratic": _q(1000)},
+        supports_complex=False,
     ),
 ]
 
