@@ -34,14 +34,25 @@ WITH_ROOT = {**ADAM_LIKE, "eps_root": NONNEGATIVE}
 
 ENTRIES = [
     # -- primitives ----------------------------------------------------------
-    Entry("scale_by_sign", gradopt.scale_by_sign, converges={"quadratic": _q(3000, then=1e-3)}),
+    Entry(
+        "scale_by_sign",
+        gradopt.scale_by_sign,
+        converges={"quadratic": _q(3000, then=1e-3)},
+        supports_complex=False,
+    ),
     Entry(
         "scale_by_lion",
         gradopt.scale_by_lion,
         sweepable={"b1": DECAYS, "b2": (0.5, 0.9, 0.99)},
         ranges={"b1": DECAY, "b2": DECAY},
+        supports_complex=False,
     ),
-    Entry("scale_by_lion-bfloat16_state", gradopt.scale_by_lion, kwargs={"dtype": jnp.bfloat16}),
+    Entry(
+        "scale_by_lion-bfloat16_state",
+        gradopt.scale_by_lion,
+        kwargs={"dtype": jnp.bfloat16},
+        supports_complex=False,
+    ),
     Entry(
         # no sweep: rho_t < 5 for the battery's first steps, where the output is 1
         "rectified_root_mean_square",
@@ -52,6 +63,7 @@ ENTRIES = [
             "eps_root": NONNEGATIVE,
             "threshold": NONNEGATIVE,
         },
+        supports_complex=True,
     ),
     Entry(
         "scale_by_belief",
@@ -59,6 +71,7 @@ ENTRIES = [
         sweepable={"b1": DECAYS, "b2": (0.5, 0.9, 0.999)},
         ranges={"b1": DECAY, "b2": DECAY, "eps": POSITIVE, "eps_root": NONNEGATIVE},
         flags=("nesterov",),
+        supports_complex=True,
     ),
     Entry(
         "scale_by_yogi",
@@ -71,12 +84,14 @@ ENTRIES = [
             "eps_root": NONNEGATIVE,
             "initial_accumulator_value": NONNEGATIVE,
         },
+        supports_complex=True,
     ),
     Entry(
         "scale_by_adan",
         gradopt.scale_by_adan,
         sweepable={"b1": DECAYS, "b2": DECAYS, "b3": (0.5, 0.9, 0.99)},
         ranges={"b1": DECAY, "b2": DECAY, "b3": DECAY, "eps": POSITIVE, "eps_root": NONNEGATIVE},
+        supports_complex=False,
     ),
     Entry(
         "scale_by_adopt",
@@ -84,6 +99,7 @@ ENTRIES = [
         sweepable={"b1": DECAYS, "b2": (0.5, 0.9, 0.999)},
         ranges={"b1": DECAY, "b2": DECAY, "eps": POSITIVE},
         flags=("nesterov", "use_clipping"),
+        supports_complex=True,
     ),
     Entry(
         "scale_by_ademamix",
@@ -98,6 +114,7 @@ ENTRIES = [
             "eps_root": NONNEGATIVE,
         },
         callable_ok=("b3", "alpha"),
+        supports_complex=True,
     ),
     # -- sign-based ----------------------------------------------------------
     Entry(
@@ -108,6 +125,7 @@ ENTRIES = [
         ranges={"learning_rate": NONNEGATIVE},
         callable_ok=("learning_rate",),
         converges={"quadratic": _q(3000, learning_rate=1e-3)},
+        supports_complex=False,
     ),
     Entry(
         "signum",
@@ -117,6 +135,7 @@ ENTRIES = [
         ranges={"learning_rate": NONNEGATIVE, "beta": DECAY},
         callable_ok=("learning_rate",),
         converges={"quadratic": _q(3000, learning_rate=1e-3)},
+        supports_complex=False,
     ),
     Entry(
         "lion",
@@ -132,9 +151,14 @@ ENTRIES = [
         },
         callable_ok=("learning_rate",),
         converges={"quadratic": _q(3000, learning_rate=1e-3, weight_decay=0.0)},
+        supports_complex=False,
     ),
     Entry(
-        "lion-bfloat16_moments", gradopt.lion, kwargs={"mu_dtype": jnp.bfloat16}, needs_params=True
+        "lion-bfloat16_moments",
+        gradopt.lion,
+        kwargs={"mu_dtype": jnp.bfloat16},
+        needs_params=True,
+        supports_complex=False,
     ),
     # -- Adam's descendants --------------------------------------------------
     Entry(
@@ -150,8 +174,14 @@ ENTRIES = [
             "quadratic": _q(learning_rate=0.05),
             "rosenbrock": _q(20_000, learning_rate=1e-3),
         },
+        supports_complex=True,
     ),
-    Entry("radam-nesterov", gradopt.radam, kwargs={"nesterov": True, "b2": 0.99}),
+    Entry(
+        "radam-nesterov",
+        gradopt.radam,
+        kwargs={"nesterov": True, "b2": 0.99},
+        supports_complex=True,
+    ),
     Entry(
         "adabelief",
         gradopt.adabelief,
@@ -161,6 +191,7 @@ ENTRIES = [
         flags=("nesterov",),
         callable_ok=("learning_rate",),
         converges=_both(learning_rate=0.05),
+        supports_complex=True,
     ),
     Entry(
         "yogi",
@@ -170,6 +201,7 @@ ENTRIES = [
         ranges=ADAM_LIKE,
         callable_ok=("learning_rate",),
         converges=_both(learning_rate=0.05),
+        supports_complex=True,
     ),
     Entry(
         "adan",
@@ -184,6 +216,7 @@ ENTRIES = [
             "quadratic": _q(learning_rate=0.2, weight_decay=0.0),
             "rosenbrock": _q(5000, learning_rate=0.05, weight_decay=0.0),
         },
+        supports_complex=False,
     ),
     Entry(
         "nadamw",
@@ -194,6 +227,7 @@ ENTRIES = [
         ranges={**ADAM_LIKE, "weight_decay": NONNEGATIVE},
         callable_ok=("learning_rate",),
         converges=_both(learning_rate=0.05, weight_decay=0.0),
+        supports_complex=True,
     ),
     Entry(
         "adamaxw",
@@ -204,6 +238,7 @@ ENTRIES = [
         ranges={**ADAM_LIKE, "weight_decay": NONNEGATIVE},
         callable_ok=("learning_rate",),
         converges=_both(learning_rate=0.05, weight_decay=0.0),
+        supports_complex=True,
     ),
     Entry(
         "adopt",
@@ -217,6 +252,7 @@ ENTRIES = [
             "quadratic": _q(learning_rate=0.05),
             "rosenbrock": _q(10_000, learning_rate=0.1),
         },
+        supports_complex=True,
     ),
     Entry(
         "ademamix",
@@ -230,11 +266,14 @@ ENTRIES = [
             "quadratic": _q(learning_rate=0.05, b3=0.99),
             "rosenbrock": _q(10_000, learning_rate=0.02, b3=0.999),
         },
+        supports_complex=True,
     ),
     Entry(
         "ademamix-schedule-bfloat16_moments",
         gradopt.ademamix,
         kwargs={"b3": _b3_warmup, "mu_dtype": jnp.bfloat16},
+        # as ema-bfloat16_state: m1, m2 are complex64 for complex leaves
+        supports_complex=None,
     ),
 ]
 
@@ -257,18 +296,21 @@ ENTRIES += [
         needs_params=True,
         sweepable={"trust_coefficient": (0.1, 1.0, 2.0)},
         ranges={"min_norm": NONNEGATIVE, "trust_coefficient": POSITIVE, "eps": NONNEGATIVE},
+        supports_complex=True,
     ),
     Entry(
         "scale_by_trust_ratio-mask",
         gradopt.scale_by_trust_ratio,
         kwargs={"mask": _skip_first, "min_norm": 1e-6},
         needs_params=True,
+        supports_complex=True,
     ),
     Entry(
         "scale_by_layerwise_rms",
         gradopt.scale_by_layerwise_rms,
         sweepable={"b2": DECAYS, "eps": (0.1, 1.0, 10.0)},
         ranges={"b2": DECAY, "eps": POSITIVE, "eps_root": NONNEGATIVE},
+        supports_complex=True,
     ),
     Entry(
         "rescale_params",
@@ -277,6 +319,7 @@ ENTRIES += [
         needs_params=True,
         sweepable={"factor": (0.5, 0.9, 1.5)},
         ranges={"factor": POSITIVE},
+        supports_complex=True,
     ),
     Entry(
         "lamb",
@@ -287,6 +330,7 @@ ENTRIES += [
         ranges={**ADAM_LIKE, "weight_decay": NONNEGATIVE},
         callable_ok=("learning_rate",),
         converges={"quadratic": _q(1000, learning_rate=0.01)},
+        supports_complex=True,
     ),
     Entry(
         "lars",
@@ -305,6 +349,7 @@ ENTRIES += [
         flags=("nesterov",),
         callable_ok=("learning_rate",),
         converges={"quadratic": _q(1000, learning_rate=10.0, weight_decay=0.0)},
+        supports_complex=True,
     ),
     Entry(
         "lars-masks",
@@ -315,6 +360,7 @@ ENTRIES += [
             "trust_ratio_mask": _skip_first,
         },
         needs_params=True,
+        supports_complex=True,
     ),
     Entry(
         "fromage",
@@ -323,6 +369,7 @@ ENTRIES += [
         needs_params=True,
         sweepable={"learning_rate": SMALL_LR, "min_norm": (0.0, 1e-6, 0.1)},
         ranges={"learning_rate": NONNEGATIVE, "min_norm": NONNEGATIVE},
+        supports_complex=False,
     ),
     Entry(
         "novograd",
@@ -334,6 +381,7 @@ ENTRIES += [
         ranges={**WITH_ROOT, "weight_decay": NONNEGATIVE},
         callable_ok=("learning_rate",),
         converges={"quadratic": _q(3000, learning_rate=0.005, weight_decay=0.0)},
+        supports_complex=True,
     ),
     # -- Polyak step size ----------------------------------------------------
     Entry(
@@ -342,6 +390,7 @@ ENTRIES += [
         extra_args={"value": jnp.asarray(1.0)},
         sweepable={"max_learning_rate": (0.1, 0.5, 1.0), "f_min": (-1.0, 0.0, 0.5)},
         ranges={"f_min": Range(), "max_learning_rate": NONNEGATIVE, "eps": NONNEGATIVE},
+        supports_complex=False,
     ),
     Entry(
         "polyak_sgd",
@@ -357,6 +406,7 @@ ENTRIES += [
         },
         callable_ok=("scaling",),
         converges={"quadratic": _q(300, max_learning_rate=1.0)},
+        supports_complex=False,
     ),
     # -- cautious ------------------------------------------------------------
     Entry(
@@ -365,6 +415,7 @@ ENTRIES += [
         kwargs={"inner": gradopt.adamw(1e-2)},
         needs_params=True,
         converges={"quadratic": _q(inner=gradopt.adam(0.05))},
+        supports_complex=True,
     ),
     Entry(
         "cautious-lion", gradopt.cautious, kwargs={"inner": gradopt.lion(1e-3, weight_decay=0.0)}

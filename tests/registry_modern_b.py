@@ -33,8 +33,11 @@ def _by_rank(params):
 
 
 def _decaying(count):
-    """A module-level schedule ``0.1 * 0.99**count``: Muon's fixed-size steps settle."""
-    return 0.1 * jnp.power(0.99, count.astype(jnp.float32))
+    """A module-level schedule ``0.5 * 0.99**count``: Muon's fixed-size steps settle.
+
+    The steps sum to 50, so that tests/test_complex.py's parabola (a distance
+    of 11 from its start) is within reach too."""
+    return 0.5 * jnp.power(0.99, count.astype(jnp.float32))
 
 
 ENTRIES = [
@@ -45,11 +48,13 @@ ENTRIES = [
         sweepable={"eps": (1e-8, 1e-4, 1e-2)},
         ranges={"eps": POSITIVE},
         converges={"quadratic": _q(then=0.02)},
+        supports_complex=True,
     ),
     Entry(
         "orthogonalize-per_step",
         gradopt.orthogonalize,
         kwargs={"coeffs": ((3.4445, -4.7750, 2.0315), (1.5, -0.5, 0.0)), "steps": 2},
+        supports_complex=True,
     ),
     Entry(
         "scale_by_shape",
@@ -57,6 +62,7 @@ ENTRIES = [
         kwargs={"consistent_rms": 0.2},
         sweepable={"consistent_rms": (0.1, 0.2, 1.0)},
         ranges={"consistent_rms": NONNEGATIVE},
+        supports_complex=True,
     ),
     Entry(
         "partition-sgd_adam",
@@ -64,6 +70,7 @@ ENTRIES = [
         kwargs={"learning_rate": 0.05},
         sweepable={"learning_rate": LR_SWEEP},
         converges={"quadratic": _q(learning_rate=0.05)},
+        supports_complex=True,
     ),
     Entry(
         "muon",
@@ -89,12 +96,14 @@ ENTRIES = [
             "quadratic": _q(600, learning_rate=_decaying),
             "rosenbrock": _q(5000, learning_rate=0.02),
         },
+        supports_complex=True,
     ),
     Entry(
         "muon-weight_decay",
         gradopt.muon,
         kwargs={"learning_rate": 0.02, "weight_decay": 0.1, "adam_weight_decay": 0.1},
         needs_params=True,
+        supports_complex=True,
     ),
 ]
 
@@ -107,6 +116,7 @@ ENTRIES += [
         sweepable={"decay_rate": (0.5, 0.8, 1.0)},
         ranges={"decay_rate": NONNEGATIVE, "step_offset": NONNEGATIVE, "eps": POSITIVE},
         flags=("factored",),
+        supports_complex=True,
     ),
     Entry(
         "clip_by_block_rms",
@@ -114,6 +124,7 @@ ENTRIES += [
         kwargs={"threshold": 1.0},
         sweepable={"threshold": (0.1, 0.5, 1.0)},
         ranges={"threshold": POSITIVE},
+        supports_complex=True,
     ),
     Entry(
         "scale_by_param_block_rms",
@@ -121,6 +132,7 @@ ENTRIES += [
         needs_params=True,
         sweepable={"min_scale": (0.1, 1.0, 10.0)},
         ranges={"min_scale": NONNEGATIVE},
+        supports_complex=True,
     ),
     Entry(
         "adafactor",
@@ -144,6 +156,7 @@ ENTRIES += [
         converges={
             "quadratic": _q(600, learning_rate=_decaying, multiply_by_parameter_scale=False)
         },
+        supports_complex=True,
     ),
     Entry(
         "adafactor-factored",
@@ -159,6 +172,7 @@ ENTRIES += [
                 min_dim_size_to_factor=1,
             )
         },
+        supports_complex=True,
     ),
     Entry(
         "adafactor-momentum-weight_decay",
@@ -166,6 +180,7 @@ ENTRIES += [
         kwargs={"momentum": 0.9, "weight_decay_rate": 1e-3, "min_dim_size_to_factor": 1},
         needs_params=True,
         sweepable={"momentum": (0.0, 0.5, 0.9)},
+        supports_complex=True,
     ),
 ]
 
@@ -186,6 +201,7 @@ ENTRIES += [
         ranges=SF_RANGES,
         callable_ok=("learning_rate",),
         converges={"quadratic": _q(base_optimizer=gradopt.sgd(0.1), learning_rate=0.1)},
+        supports_complex=True,
     ),
     Entry(
         "schedule_free_sgd",
@@ -197,6 +213,7 @@ ENTRIES += [
         ranges={**SF_RANGES, "weight_decay": NONNEGATIVE},
         callable_ok=("learning_rate",),
         converges={"quadratic": _q(learning_rate=0.1)},
+        supports_complex=True,
     ),
     Entry(
         "schedule_free_sgd-warmup-weight_decay",
@@ -204,6 +221,7 @@ ENTRIES += [
         kwargs={"learning_rate": 0.1, "warmup_steps": 5, "weight_decay": 1e-3},
         needs_params=True,
         sweepable={"learning_rate": LR_SWEEP},
+        supports_complex=True,
     ),
     Entry(
         "schedule_free_adamw",
@@ -215,6 +233,7 @@ ENTRIES += [
         ranges={**SF_RANGES, "b2": DECAY, "eps": POSITIVE, "weight_decay": NONNEGATIVE},
         callable_ok=("learning_rate",),
         converges={"quadratic": _q(3000, learning_rate=0.02)},
+        supports_complex=True,
     ),
 ]
 
@@ -229,12 +248,14 @@ ENTRIES += [
         ranges={"slow_step_size": Range(0.0, 1.0)},
         flags=("reset_state",),
         converges={"quadratic": _q(fast_optimizer=gradopt.adam(0.05), sync_period=5)},
+        supports_complex=True,
     ),
     Entry(
         "lookahead-reset_state",
         gradopt.lookahead,
         kwargs={"fast_optimizer": gradopt.sgd(0.05, momentum=0.9), "reset_state": True},
         needs_params=True,
+        supports_complex=True,
     ),
 ]
 
@@ -257,12 +278,14 @@ ENTRIES += [
         flags=("safeguard_warmup",),
         callable_ok=("learning_rate",),
         converges={"quadratic": _q(1000)},
+        supports_complex=False,
     ),
     Entry(
         "prodigy-safeguard_warmup-weight_decay",
         gradopt.prodigy,
         kwargs={"safeguard_warmup": True, "weight_decay": 1e-2, "betas": (0.8, 0.99)},
         needs_params=True,
+        supports_complex=False,
     ),
     Entry(
         "dadapt_adamw",
@@ -278,18 +301,20 @@ ENTRIES += [
         },
         callable_ok=("learning_rate",),
         converges={"quadratic": _q(1000)},
+        supports_complex=False,
     ),
 ]
 
 ENTRIES += [
     # -- SAM -----------------------------------------------------------------
-    Entry("normalize_by_global_norm", gradopt.normalize_by_global_norm),
+    Entry("normalize_by_global_norm", gradopt.normalize_by_global_norm, supports_complex=True),
     Entry(
         "sam_ascent",
         gradopt.sam_ascent,
         kwargs={"rho": 0.05},
         sweepable={"rho": (0.01, 0.05, 0.5)},
         ranges={"rho": NONNEGATIVE},
+        supports_complex=True,
     ),
     Entry(
         "sam",
@@ -305,12 +330,14 @@ ENTRIES += [
                 adv_optimizer=gradopt.chain(gradopt.normalize_by_global_norm(), gradopt.sgd(0.01)),
             )
         },
+        supports_complex=True,
     ),
     Entry(
         "sam-adam-keep_state",
         gradopt.sam,
         kwargs={"optimizer": gradopt.adam(0.05), "reset_state": False},
         needs_params=True,
+        supports_complex=True,
     ),
 ]
 
@@ -322,6 +349,7 @@ ENTRIES += [
         sweepable={"b1": (0.0, 0.5, 0.9), "b2": (0.5, 0.9, 1.0)},
         ranges={"b1": DECAY, "b2": Range(0.0, 1.0), "eps": POSITIVE},
         converges={"quadratic": _q(then=0.5)},
+        supports_complex=False,
     ),
     Entry(
         "sm3",
@@ -332,6 +360,7 @@ ENTRIES += [
         ranges={"learning_rate": NONNEGATIVE, "momentum": DECAY},
         callable_ok=("learning_rate",),
         converges={"quadratic": _q(learning_rate=0.5)},
+        supports_complex=False,
     ),
 ]
 

@@ -36,6 +36,7 @@ ENTRIES = [
             "eta_plus": Range(1.0, None, low_open=True),
         },  # min_step_size <= max_step_size couples two arguments: tests/test_rprop.py
         converges={"quadratic": Convergence({"initial_step_size": 0.01}, 300, 1.0)},
+        supports_complex=False,
     ),
     Entry(
         "compat.torch.asgd",
@@ -52,6 +53,7 @@ ENTRIES = [
         },
         flags=("maximize",),
         callable_ok=("lr",),
+        supports_complex=False,
     ),
     Entry(
         "compat.torch.rprop",
@@ -61,6 +63,7 @@ ENTRIES = [
         ranges={"lr": NONNEGATIVE},
         flags=("maximize",),
         schedule_lr=False,
+        supports_complex=False,
     ),
     Entry(
         "compat.torch.radam",
@@ -70,12 +73,14 @@ ENTRIES = [
         ranges={"lr": NONNEGATIVE, "eps": POSITIVE, "weight_decay": NONNEGATIVE},
         flags=("decoupled_weight_decay", "maximize"),
         callable_ok=("lr",),
+        supports_complex=False,
     ),
     Entry(
         "compat.torch.radam-decoupled",
         torch_compat.radam,
         kwargs={"lr": 0.01, "weight_decay": 0.01, "decoupled_weight_decay": True},
         needs_params=True,
+        supports_complex=False,
     ),
     Entry(
         "compat.torch.adafactor",
@@ -91,6 +96,7 @@ ENTRIES = [
         },
         flags=("maximize",),
         callable_ok=("lr",),
+        supports_complex=False,
     ),
     Entry(
         "compat.torch.sparse_adam",
@@ -100,6 +106,7 @@ ENTRIES = [
         ranges={"lr": Range(0.0, None, low_open=True), "eps": POSITIVE},
         flags=("maximize",),
         callable_ok=("lr",),
+        supports_complex=False,
     ),
     Entry(
         "compat.torch.muon",
@@ -116,6 +123,7 @@ ENTRIES = [
         flags=("nesterov",),
         callable_ok=("lr",),
         matrices_only=True,
+        supports_complex=False,
     ),
     Entry(
         "compat.torch.lbfgs",
@@ -126,6 +134,7 @@ ENTRIES = [
         reevaluates=True,
         ranges={"lr": NONNEGATIVE, "tolerance_grad": NONNEGATIVE, "tolerance_change": NONNEGATIVE},
         schedule_lr=False,
+        supports_complex=False,
     ),
 ]
 

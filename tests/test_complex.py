@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import optax.contrib
 import pytest
 
 import gradopt
@@ -158,7 +159,9 @@ def test_optax_inject_hyperparams_wraps_it(entry):
     # optax casts the injected values to the parameters' highest dtype, complex64
     # here, unless told otherwise: hyperparameters stay real (docs/complex.md)
     with jax.numpy_dtype_promotion("standard"):
-        inject = optax.inject_hyperparams(entry.factory, hyperparam_dtype=jnp.float32)
+        inject = optax.inject_hyperparams(
+            entry.factory, static_args=entry.static_args, hyperparam_dtype=jnp.float32
+        )
         injected = inject(**entry.kwargs)
         # jitted: optax rebuilds the optimizer from its arrays at every update
         got = jax.jit(lambda p, g: _run(injected, p, g, **entry.extra_args))(params, grads)
@@ -204,7 +207,9 @@ def test_params_keep_their_dtype_under_lax_cond(entry, x64):
         return jax.lax.cond(pred, step, skip, w, state, g)
 
     state = tx.init(params)
-    new, _ = cond_step(jnp.asarray(True), params, state, grads[0])
+    # two steps: ADOPT's first step only initialises its second moment (a zero update)
+    new, state = cond_step(jnp.asarray(True), params, state, grads[0])
+    new, _ = cond_step(jnp.asarray(True), new, state, grads[1])
     assert {k: v.dtype for k, v in new.items()} == {k: v.dtype for k, v in params.items()}
     assert all(bool(jnp.all(jnp.isfinite(v))) for v in new.values())
     assert not np.array_equal(np.asarray(new["complex64"]), np.asarray(params["complex64"]))
@@ -308,6 +313,47 @@ AGAINST_OPTAX = {
     ),
     "adamax": (gradopt.adamax(0.01, eps_inside_max=True), optax.adamax(0.01)),
     "nadam": (gradopt.nadam(0.01, momentum_decay=None), optax.nadam(0.01)),
+}
+
+# the optimizers added after issue 19 (issues 16-18), where optax supports complex
+AGAINST_OPTAX |= {
+    "radam": (gradopt.radam(0.01, b2=0.9), optax.radam(0.01, b2=0.9)),
+    "adabelief": (gradopt.adabelief(0.01), optax.adabelief(0.01)),
+    "yogi": (gradopt.yogi(0.01), optax.yogi(0.01)),
+    "nadamw": (
+        gradopt.nadamw(0.01, weight_decay=0.1),
+        optax.nadamw(0.01, weight_decay=0.1),
+    ),
+    "adamaxw": (
+        gradopt.adamaxw(0.01, weight_decay=0.1),
+        optax.adamaxw(0.01, weight_decay=0.1),
+    ),
+    "adopt-noclip": (
+        gradopt.adopt(0.01, use_clipping=False),
+        optax.contrib.adopt(0.01, use_clipping=False),
+    ),
+    "ademamix": (
+        gradopt.ademamix(0.01, b3=0.99, alpha=2.0),
+        optax.contrib.ademamix(0.01, b3=0.99, alpha=2.0),
+    ),
+    "lamb": (gradopt.lamb(0.01, weight_decay=0.1), optax.lamb(0.01, weight_decay=0.1)),
+    "lars": (gradopt.lars(0.1, weight_decay=0.1), optax.lars(0.1, weight_decay=0.1)),
+    "novograd": (
+        gradopt.novograd(0.01, weight_decay=0.1),
+        optax.novograd(0.01, weight_decay=0.1),
+    ),
+    "adafactor-factored": (  # min_dim_size_to_factor=1: the (3, 2) leaf is factored
+        gradopt.adafactor(0.01, min_dim_size_to_factor=1),
+        optax.adafactor(0.01, min_dim_size_to_factor=1),
+    ),
+    "schedule_free_sgd": (
+        gradopt.schedule_free_sgd(0.02, b1=0.8, weight_decay=0.01),
+        optax.contrib.schedule_free_sgd(0.02, b1=0.8, weight_decay=0.01),
+    ),
+    "schedule_free_adamw": (
+        gradopt.schedule_free_adamw(0.02, b1=0.95, b2=0.99, weight_decay=0.05),
+        optax.contrib.schedule_free_adamw(0.02, b1=0.95, b2=0.99, weight_decay=0.05),
+    ),
 }
 
 

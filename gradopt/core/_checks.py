@@ -240,8 +240,9 @@ def refuse_complex(where: str, params: Any, reason: str = "") -> None:
                 f"{where} supports real parameters only{why}, but the leaf at "
                 f"{jax.tree_util.keystr(path) or '(root)'} has dtype {jnp.dtype(dtype).name}. "
                 "Optimise complex parameters with an optimizer that supports them (sgd, "
-                "adagrad, adadelta, rmsprop, adam, adamw, amsgrad, adamax, nadam; see the docs' "
-                "section 'Complex parameters'), or split each complex parameter into its real "
+                "adagrad, rmsprop, adam, adamw, nadamw, radam, adabelief, lamb, adafactor, "
+                "muon, ...; see the docs' section 'Complex parameters'), or split each "
+                "complex parameter into its real "
                 "and imaginary parts as two real parameters."
             )
 

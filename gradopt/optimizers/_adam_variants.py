@@ -35,6 +35,7 @@ from gradopt.transforms._mixed_moments import (
     scale_by_adopt,
 )
 from gradopt.transforms._moments import bias_correction, ema, scale_by_nesterov_ema
+from gradopt.transforms._real_only import real_only
 from gradopt.transforms._scale import scale_by_learning_rate
 from gradopt.transforms._second_moments import (
     check_eps_root,
@@ -319,10 +320,14 @@ def adan(
         eps_root=eps_root,
         weight_decay=weight_decay,
     )
-    return chain(
-        scale_by_adan(b1, b2, b3, eps=eps, eps_root=eps_root),
-        add_decayed_weights(weight_decay, mask=mask),
-        scale_by_learning_rate(learning_rate),
+    return real_only(
+        chain(
+            scale_by_adan(b1, b2, b3, eps=eps, eps_root=eps_root),
+            add_decayed_weights(weight_decay, mask=mask),
+            scale_by_learning_rate(learning_rate),
+        ),
+        name="gradopt.adan",
+        reason="its gradient-difference moments are defined on real numbers (as optax.adan)",
     )
 
 

@@ -27,6 +27,12 @@ from gradopt.core._checks import (
     check_weight_decay,
 )
 from gradopt.core._numerics import as_compute, increment, one_minus_power, saturate, zero_count
+from gradopt.transforms._real_only import real_only
+
+_REAL_ONLY = (
+    "its distance estimate d is built from real inner products <g, x0 - x> (a complex "
+    "form with Re <g, x0 - x> is not implemented)"
+)
 
 PyTree = Any
 
@@ -231,11 +237,12 @@ def prodigy(
     check_scalar(where, "estim_lr_coef", estim_lr_coef, low=0.0, fix="Use 1.0.")
     check_weight_decay(where, weight_decay)
     check_flag(where, "safeguard_warmup", safeguard_warmup)
-    return transform(
+    tx = transform(
         _prodigy_init, _prodigy_update, learning_rate=learning_rate, betas=tuple(betas),
         beta3=beta3, eps=eps, estim_lr0=estim_lr0, estim_lr_coef=estim_lr_coef,
         weight_decay=weight_decay, safeguard_warmup=safeguard_warmup,
     )  # fmt: skip
+    return real_only(tx, name=where, reason=_REAL_ONLY)
 
 
 # ----------------------------------------------------------------------------
@@ -352,7 +359,8 @@ def dadapt_adamw(
     check_eps(where, eps)
     check_scalar(where, "estim_lr0", estim_lr0, low=0.0, low_open=True, fix="Use 1e-6.")
     check_weight_decay(where, weight_decay)
-    return transform(
+    tx = transform(
         _dadapt_init, _dadapt_update, learning_rate=learning_rate, betas=tuple(betas), eps=eps,
         estim_lr0=estim_lr0, weight_decay=weight_decay,
     )  # fmt: skip
+    return real_only(tx, name=where, reason=_REAL_ONLY)

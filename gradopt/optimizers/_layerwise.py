@@ -32,6 +32,7 @@ from gradopt.transforms._layerwise import (
 )
 from gradopt.transforms._moments import bias_correction, ema
 from gradopt.transforms._momentum import trace
+from gradopt.transforms._real_only import real_only
 from gradopt.transforms._scale import scale_by_learning_rate
 from gradopt.transforms._weight_decay import add_decayed_weights
 
@@ -211,10 +212,14 @@ def fromage(learning_rate=1e-2, min_norm=1e-6) -> GradientTransformation:
         )
     check_learning_rate(where, learning_rate)
     factor = 1 / (1 + learning_rate**2) ** 0.5
-    return chain(
-        scale_by_trust_ratio(min_norm=min_norm),
-        scale_by_learning_rate(learning_rate),
-        rescale_params(factor),
+    return real_only(
+        chain(
+            scale_by_trust_ratio(min_norm=min_norm),
+            scale_by_learning_rate(learning_rate),
+            rescale_params(factor),
+        ),
+        name="gradopt.fromage",
+        reason="its rescaling of the parameters is defined on real numbers (as optax.fromage)",
     )
 
 

@@ -6,6 +6,7 @@ from gradopt.core._base import GradientTransformation
 from gradopt.core._chain import chain
 from gradopt.core._checks import check_learning_rate
 from gradopt.transforms._polyak import scale_by_polyak
+from gradopt.transforms._real_only import real_only
 from gradopt.transforms._scale import scale_by_learning_rate
 
 
@@ -56,7 +57,11 @@ def polyak_sgd(
       arXiv:2002.10542.
     """
     check_learning_rate("gradopt.polyak_sgd", scaling, "scaling")
-    return chain(
-        scale_by_learning_rate(scaling),
-        scale_by_polyak(f_min, max_learning_rate, eps, variant),
+    return real_only(
+        chain(
+            scale_by_learning_rate(scaling),
+            scale_by_polyak(f_min, max_learning_rate, eps, variant),
+        ),
+        name="gradopt.polyak_sgd",
+        reason="the Polyak step size is defined for real parameters (as optax.polyak_sgd)",
     )

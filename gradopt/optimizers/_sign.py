@@ -17,6 +17,7 @@ from gradopt.core._base import GradientTransformation
 from gradopt.core._chain import chain
 from gradopt.core._checks import check_decay, check_dtype, check_learning_rate, check_weight_decay
 from gradopt.transforms._moments import ema
+from gradopt.transforms._real_only import real_only
 from gradopt.transforms._scale import scale_by_learning_rate
 from gradopt.transforms._sign import scale_by_lion, scale_by_sign
 from gradopt.transforms._weight_decay import add_decayed_weights
@@ -52,7 +53,11 @@ def sign_sgd(learning_rate=1e-3) -> GradientTransformation:
       optimisation for non-convex problems, ICML 2018, arXiv:1802.04434.
     """
     check_learning_rate("gradopt.sign_sgd", learning_rate)
-    return chain(scale_by_sign(), scale_by_learning_rate(learning_rate))
+    return real_only(
+        chain(scale_by_sign(), scale_by_learning_rate(learning_rate)),
+        name="gradopt.sign_sgd",
+        reason="the sign of a complex number is not a step direction",
+    )
 
 
 def signum(learning_rate=1e-3, beta=0.9, accumulator_dtype=None) -> GradientTransformation:
@@ -94,8 +99,14 @@ def signum(learning_rate=1e-3, beta=0.9, accumulator_dtype=None) -> GradientTran
     check_learning_rate(where, learning_rate)
     check_decay(where, "beta", beta)
     check_dtype(where, accumulator_dtype, "accumulator_dtype")
-    return chain(
-        ema(beta, dtype=accumulator_dtype), scale_by_sign(), scale_by_learning_rate(learning_rate)
+    return real_only(
+        chain(
+            ema(beta, dtype=accumulator_dtype),
+            scale_by_sign(),
+            scale_by_learning_rate(learning_rate),
+        ),
+        name="gradopt.signum",
+        reason="the sign of a complex number is not a step direction",
     )
 
 
@@ -155,9 +166,13 @@ def lion(
     check_decay(where, "b2", b2)
     check_dtype(where, mu_dtype, "mu_dtype")
     check_weight_decay(where, weight_decay)
-    return chain(
-        scale_by_lion(b1, b2, dtype=mu_dtype),
-        scale_by_sign(),
-        add_decayed_weights(weight_decay, mask=mask),
-        scale_by_learning_rate(learning_rate),
+    return real_only(
+        chain(
+            scale_by_lion(b1, b2, dtype=mu_dtype),
+            scale_by_sign(),
+            add_decayed_weights(weight_decay, mask=mask),
+            scale_by_learning_rate(learning_rate),
+        ),
+        name="gradopt.lion",
+        reason="the sign of a complex number is not a step direction",
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from gradopt.core._base import GradientTransformation
 from gradopt.core._chain import chain
 from gradopt.core._checks import check_learning_rate, check_momentum
+from gradopt.transforms._real_only import real_only
 from gradopt.transforms._scale import scale_by_learning_rate
 from gradopt.transforms._sm3 import scale_by_sm3
 
@@ -58,4 +59,8 @@ def sm3(learning_rate, momentum=0.9) -> GradientTransformation:
     """
     check_learning_rate("gradopt.sm3", learning_rate)
     check_momentum("gradopt.sm3", momentum)
-    return chain(scale_by_sm3(momentum), scale_by_learning_rate(learning_rate))
+    return real_only(
+        chain(scale_by_sm3(momentum), scale_by_learning_rate(learning_rate)),
+        name="gradopt.sm3",
+        reason="its cover-set maxima are defined on real squares (as optax.sm3)",
+    )

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from gradopt.core._base import GradientTransformation, call_update, transform, tree_map
 from gradopt.core._checks import check_gradients
-from gradopt.core._numerics import wider
+from gradopt.core._numerics import mul_real, real_dtype, wider
 
 PyTree = Any
 
@@ -27,10 +27,11 @@ def _mask_leaf(u, g):
     u, g = jnp.asarray(u), jnp.asarray(g)
     c = wider(u.dtype, g.dtype)
     uc = u.astype(c)
-    # An update descends where it has the sign opposite to the gradient's.
-    agree = (uc * g.astype(c) < 0).astype(c)
+    # An update descends where it has the sign opposite to the gradient's; for
+    # complex numbers, where Re(u conj(g)) < 0 (the two as vectors of the plane).
+    agree = (jnp.real(uc * jnp.conj(g.astype(c))) < 0).astype(real_dtype(c))
     scale = u.size / (jnp.sum(agree) + 1)
-    return (uc * agree * scale).astype(u.dtype)
+    return mul_real(uc, agree * scale).astype(u.dtype)
 
 
 def _cautious_update(updates, state, params=None, *, inner, **extra):

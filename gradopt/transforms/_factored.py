@@ -19,7 +19,16 @@ import numpy as np
 
 from gradopt.core._base import EmptyState, GradientTransformation, transform, tree_map
 from gradopt.core._checks import check_eps, check_flag, check_scalar
-from gradopt.core._numerics import as_compute, hyper, increment, zero_count
+from gradopt.core._numerics import (
+    abs_sq,
+    as_compute,
+    div_real,
+    hyper,
+    increment,
+    mul_real,
+    real_dtype,
+    zero_count,
+)
 
 PyTree = Any
 
@@ -59,12 +68,13 @@ def _fr_init(params, *, factored, decay_rate, step_offset, min_dim_size_to_facto
     def one(p):
         p = jnp.asarray(p)
         dims = factored_dims(p.shape, factored, min_dim_size_to_factor)
-        dummy = jnp.zeros((1,), p.dtype)
+        real = real_dtype(p.dtype)  # statistics of |g|**2: real for complex parameters
+        dummy = jnp.zeros((1,), real)
         if dims is None:
-            return dummy, dummy, jnp.zeros_like(p)
+            return dummy, dummy, jnp.zeros(p.shape, real)
         d1, d0 = dims
-        row = jnp.zeros(np.delete(p.shape, d0), p.dtype)
-        col = jnp.zeros(np.delete(p.shape, d1), p.dtype)
+        row = jnp.zeros(np.delete(p.shape, d0), real)
+        col = jnp.zeros(np.delete(p.shape, d1), real)
         return row, col, dummy
 
     leaves, treedef = jax.tree.flatten(params)
@@ -96,9 +106,18 @@ def _is_factored(g, row, col, v) -> bool:
 
 
 def _fr_update(
-    updates, state, params=None, *, factored, decay_rate, step_offset, min_dim_size_to_factor, eps
+    updates,
+    state,
+    params=None,
+    *,
+    factored,
+    decay_rate,
+    step_offset,
+    min_dim_size_to_factor,
+    eps,
+    **extra,
 ):
-    del params, factored, min_dim_size_to_factor
+    del params, factored, min_dim_size_to_factor, extra
     # t in float32: an int32 count near its maximum plus one would wrap around
     t = state.count.astype(jnp.float32) - jnp.asarray(step_offset).astype(jnp.float32) + 1.0
     beta = 1.0 - t ** (-hyper(decay_rate, t))
@@ -106,20 +125,22 @@ def _fr_update(
     def one(g, row, col, v):
         g = jnp.asarray(g)
         gc = as_compute(g)
-        b = beta.astype(gc.dtype)
+        r = jnp.zeros([], real_dtype(gc.dtype))  # |g|**2 is real for complex g
+        b = beta.astype(r.dtype)
         # g**2 is capped at max / size, so that no mean below overflows (1e30 in float32)
-        bound = float(jnp.finfo(gc.dtype).max) / max(gc.size, 1)
-        sq = jnp.minimum(gc * gc, bound) + hyper(eps, gc)
+        bound = float(jnp.finfo(r.dtype).max) / max(gc.size, 1)
+        sq = jnp.minimum(abs_sq(gc), bound) + hyper(eps, r)
         if not _is_factored(g, row, col, v):
             new_v = b * as_compute(v) + (1 - b) * sq
-            return (gc * new_v**-0.5).astype(g.dtype), row, col, new_v.astype(v.dtype)
+            return mul_real(gc, new_v**-0.5).astype(g.dtype), row, col, new_v.astype(v.dtype)
         d1, d0 = factored_dims(g.shape, True, 0)
         new_row = b * as_compute(row) + (1 - b) * jnp.mean(sq, axis=d0)
         new_col = b * as_compute(col) + (1 - b) * jnp.mean(sq, axis=d1)
         reduced_d1 = d1 - 1 if d1 > d0 else d1
         row_factor = (new_row / jnp.mean(new_row, axis=reduced_d1, keepdims=True)) ** -0.5
         col_factor = new_col**-0.5
-        out = gc * jnp.expand_dims(row_factor, d0) * jnp.expand_dims(col_factor, d1)
+        factor = jnp.expand_dims(row_factor, d0) * jnp.expand_dims(col_factor, d1)
+        out = mul_real(gc, factor)
         return out.astype(g.dtype), new_row.astype(row.dtype), new_col.astype(col.dtype), v
 
     results = tree_map(
@@ -217,7 +238,9 @@ def _block_rms(x):
     x = as_compute(x)
     m = jnp.max(jnp.abs(x), initial=0.0)  # scaled, so that 1e30 has a finite RMS
     scale = jnp.where((m > 0) & jnp.isfinite(m), m, jnp.ones_like(m))
-    return scale * jnp.sqrt(jnp.mean(jnp.square(x / scale))) if x.size else jnp.zeros([], x.dtype)
+    if not x.size:
+        return jnp.zeros([], real_dtype(x.dtype))
+    return scale * jnp.sqrt(jnp.mean(abs_sq(div_real(x, scale))))  # real for complex x
 
 
 def _clip_rms_update(updates, state, params=None, *, threshold, **extra):
@@ -226,7 +249,8 @@ def _clip_rms_update(updates, state, params=None, *, threshold, **extra):
     def one(u):
         u = jnp.asarray(u)
         c = as_compute(u)
-        return (c / jnp.maximum(1.0, _block_rms(c) / hyper(threshold, c))).astype(u.dtype)
+        rms = _block_rms(c)
+        return div_real(c, jnp.maximum(1.0, rms / hyper(threshold, rms))).astype(u.dtype)
 
     return jax.tree.map(one, updates), state
 
@@ -262,8 +286,9 @@ def _param_rms_update(updates, state, params=None, *, min_scale, **extra):
     def one(u, p):
         u = jnp.asarray(u)
         c = as_compute(u)
-        rms = jnp.maximum(_block_rms(p).astype(c.dtype), hyper(min_scale, c))
-        return (c * rms).astype(u.dtype)
+        real = real_dtype(c.dtype)
+        rms = jnp.maximum(_block_rms(p).astype(real), hyper(min_scale, jnp.zeros([], real)))
+        return mul_real(c, rms).astype(u.dtype)
 
     return tree_map(one, updates, params, rest_what="params"), state
 

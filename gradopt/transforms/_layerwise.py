@@ -22,9 +22,12 @@ from gradopt.core._elementwise import Elementwise, elementwise, no_step
 from gradopt.core._numerics import (
     as_compute,
     compute_dtype,
+    div_real,
     hyper,
     increment,
+    mul_real,
     one_minus,
+    real_dtype,
     saturate,
     wider,
     zero_count,
@@ -65,12 +68,13 @@ def _ratio_leaf(u, w, *, min_norm, trust_coefficient, eps):
     u, w = jnp.asarray(u), jnp.asarray(w)
     c = wider(u.dtype, w.dtype)
     uc, wc = u.astype(c), w.astype(c)
-    w_norm = jnp.maximum(_norm([wc], c), hyper(min_norm, wc))
-    u_norm = jnp.maximum(_norm([uc], c), hyper(min_norm, wc))
-    ratio = hyper(trust_coefficient, wc) * w_norm / (u_norm + hyper(eps, wc))
+    r = jnp.zeros([], real_dtype(c))  # the norms and the ratio are real for complex leaves
+    w_norm = jnp.maximum(_norm([wc], r.dtype), hyper(min_norm, r))
+    u_norm = jnp.maximum(_norm([uc], r.dtype), hyper(min_norm, r))
+    ratio = hyper(trust_coefficient, r) * w_norm / (u_norm + hyper(eps, r))
     zero = (w_norm == 0) | (u_norm == 0)
     ratio = jnp.where(zero, jnp.ones_like(ratio), ratio)
-    return (uc * ratio).astype(u.dtype)
+    return mul_real(uc, ratio).astype(u.dtype)
 
 
 def _trust_update(updates, state, params=None, *, min_norm, trust_coefficient, eps, mask, **extra):
@@ -151,7 +155,9 @@ class LayerwiseRmsState(NamedTuple):
 
 def _lrms_init(params, *, b2, eps, eps_root):
     del b2, eps, eps_root
-    nu = jax.tree.map(lambda p: jnp.zeros([], compute_dtype(jnp.result_type(p))), params)
+    nu = jax.tree.map(
+        lambda p: jnp.zeros([], real_dtype(compute_dtype(jnp.result_type(p)))), params
+    )  # ||g||**2: real for complex parameters
     return LayerwiseRmsState(nu=nu, count=zero_count())
 
 
@@ -161,10 +167,11 @@ def _lrms_update(updates, state, params=None, *, b2, eps, eps_root, **extra):
 
     def leaf(u, v):
         uc = as_compute(u)
-        n = saturate(jnp.square(_norm([uc], uc.dtype)), uc.dtype)
-        v = v.astype(uc.dtype)
-        new = jnp.where(first, n, saturate(hyper(b2, uc) * v + one_minus(b2, uc) * n, uc.dtype))
-        out = uc / (jnp.sqrt(new + hyper(eps_root, uc)) + hyper(eps, uc))
+        r = jnp.zeros([], real_dtype(uc.dtype))  # ||g||**2 is real for a complex leaf
+        n = saturate(jnp.square(_norm([uc], r.dtype)), r.dtype)
+        v = v.astype(r.dtype)
+        new = jnp.where(first, n, saturate(hyper(b2, r) * v + one_minus(b2, r) * n, r.dtype))
+        out = div_real(uc, jnp.sqrt(new + hyper(eps_root, r)) + hyper(eps, r))
         return out.astype(jnp.asarray(u).dtype), new
 
     pairs = tree_map(leaf, updates, state.nu, same_shapes=False)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from gradopt.core._base import GradientTransformation, call_update, transform
 from gradopt.core._checks import check_flag, check_scalar
-from gradopt.core._numerics import as_compute, increment, zero_count
+from gradopt.core._numerics import as_compute, div_real, increment, zero_count
 from gradopt.transforms._guards import all_finite
 
 _WHERE = "gradopt.loss_scaling"
@@ -52,7 +52,7 @@ def _update(
     del initial_scale
     finite = all_finite(updates)
     scale = state.scale
-    unscaled = jax.tree.map(lambda g: (as_compute(g) / scale).astype(g.dtype), updates)
+    unscaled = jax.tree.map(lambda g: div_real(as_compute(g), scale).astype(g.dtype), updates)
     new_updates, new_inner = call_update(inner, unscaled, state.inner_state, params, extra)
     zeros = jax.tree.map(jnp.zeros_like, new_updates)
     out = jax.tree.map(lambda a, b: jnp.where(finite, a, b), new_updates, zeros)

@@ -17,15 +17,20 @@ from gradopt.core._checks import check_decay, check_dtype, check_eps, check_flag
 from gradopt.core._elementwise import Elementwise, elementwise
 from gradopt.core._numerics import (
     cast,
+    div_real,
     hyper,
     increment,
+    is_complex,
+    mul_real,
     one_minus,
     one_minus_power,
+    real_like,
     saturate,
     scalar_dtype,
     state_zeros,
     zero_count,
 )
+from gradopt.transforms._real_only import real_only
 from gradopt.transforms._second_moments import check_eps_root, square
 
 PyTree = Any
@@ -105,7 +110,11 @@ def scale_by_adan(b1=0.98, b2=0.92, b3=0.99, *, eps=1e-8, eps_root=1e-8) -> Grad
         check_decay(where, name, b)
     check_eps(where, eps)
     check_eps_root(where, eps_root)
-    return elementwise(_ADAN, b1=b1, b2=b2, b3=b3, eps=eps, eps_root=eps_root)
+    return real_only(
+        elementwise(_ADAN, b1=b1, b2=b2, b3=b3, eps=eps, eps_root=eps_root),
+        name="gradopt.scale_by_adan",
+        reason="its gradient-difference moments are defined on real numbers (as optax.adan)",
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -128,7 +137,7 @@ def quarter_power(t):
 def _adopt_init(params, *, b1, b2, eps, nesterov, use_clipping, clip_value_fn, dtype):
     del b1, b2, eps, nesterov, use_clipping, clip_value_fn
     return AdoptState(
-        mu=state_zeros(params, dtype), nu=state_zeros(params, None), count=zero_count()
+        mu=state_zeros(params, dtype), nu=state_zeros(params, None, real=True), count=zero_count()
     )
 
 
@@ -144,17 +153,22 @@ def _adopt_step(state, *, b1, b2, eps, nesterov, use_clipping, clip_value_fn, dt
 def _adopt_leaf(x, fields, ctx, p, *, b1, b2, eps, nesterov, use_clipping, clip_value_fn, dtype):
     del p, clip_value_fn, dtype
     later, bound = ctx
-    later = cast(later, x)
+    r = real_like(x)  # v is real (|g|**2) for a complex x, as are the decays
+    later = cast(later, r)
     # The first step only initialises v = g**2 (b2 -> 0) and keeps m (b1 -> 1).
-    b2_ = hyper(b2, x) * later
-    b1_ = hyper(b1, x) * later + (1 - later)
+    b2_ = hyper(b2, r) * later
+    b1_ = hyper(b1, r) * later + (1 - later)
     nu = b2_ * fields["nu"] + (1 - b2_) * square(x)  # convex: finite
-    scaled = x / jnp.maximum(jnp.sqrt(fields["nu"]), hyper(eps, x))
+    scaled = div_real(x, jnp.maximum(jnp.sqrt(fields["nu"]), hyper(eps, r)))
     if use_clipping:
-        c = cast(bound, x)
-        scaled = jnp.minimum(jnp.maximum(scaled, -c), c)
-    m = b1_ * fields["mu"] + (1 - b1_) * scaled
-    out = b1_ * m + (1 - b1_) * scaled if nesterov else m
+        c = cast(bound, r)
+        if is_complex(x.dtype):  # the modulus is clipped, the phase kept
+            size = jnp.abs(scaled)
+            scaled = mul_real(scaled, jnp.where(size > c, c / jnp.maximum(size, c), 1))
+        else:
+            scaled = jnp.minimum(jnp.maximum(scaled, -c), c)
+    m = mul_real(fields["mu"], b1_) + mul_real(scaled, 1 - b1_)
+    out = mul_real(m, b1_) + mul_real(scaled, 1 - b1_) if nesterov else m
     return out, {"mu": m, "nu": nu}
 
 
@@ -226,7 +240,8 @@ class AdemamixState(NamedTuple):
 def _mix_init(params, *, b1, b2, b3, alpha, eps, eps_root, dtype):
     del b1, b2, b3, alpha, eps, eps_root
     z = lambda: state_zeros(params, dtype)  # noqa: E731
-    return AdemamixState(m1=z(), m2=z(), nu=z(), count=zero_count())
+    nu = state_zeros(params, dtype, real=True)  # |g|**2: real for complex parameters
+    return AdemamixState(m1=z(), m2=z(), nu=nu, count=zero_count())
 
 
 def _mix_step(state, *, b1, b2, b3, alpha, eps, eps_root, dtype):
@@ -241,14 +256,16 @@ def _mix_step(state, *, b1, b2, b3, alpha, eps, eps_root, dtype):
 
 def _mix_leaf(x, fields, ctx, p, *, b1, b2, b3, alpha, eps, eps_root, dtype):
     del p, b3, alpha, dtype
-    i1, i2, b3_t, alpha_t = (cast(c, x) for c in ctx)
+    r = real_like(x)  # nu is real (|g|**2) for a complex x, as are the scalars
+    i1, i2, b3_t, alpha_t = (cast(c, r) for c in ctx)
     m1 = hyper(b1, x) * fields["m1"] + one_minus(b1, x) * x
-    m2 = b3_t * fields["m2"] + (1 - b3_t) * x
+    m2 = mul_real(fields["m2"], b3_t) + mul_real(x, 1 - b3_t)
     # a convex combination of finite values: no saturation of the state (which made
     # XLA:CPU recompute it in the parameter's loop, one more array pass)
-    nu = hyper(b2, x) * fields["nu"] + one_minus(b2, x) * square(x)
-    root = jnp.sqrt(saturate(nu * i2, x.dtype) + hyper(eps_root, x)) + hyper(eps, x)
-    return (m1 * i1 + alpha_t * m2) / root, {"m1": m1, "m2": m2, "nu": nu}
+    nu = hyper(b2, r) * fields["nu"] + one_minus(b2, r) * square(x)
+    root = jnp.sqrt(saturate(nu * i2, nu.dtype) + hyper(eps_root, r)) + hyper(eps, r)
+    step = mul_real(m1, i1) + mul_real(m2, alpha_t)
+    return div_real(step, root), {"m1": m1, "m2": m2, "nu": nu}
 
 
 _MIX = Elementwise("gradopt.scale_by_ademamix", _mix_init, _mix_step, _mix_leaf, ("m1", "m2", "nu"))

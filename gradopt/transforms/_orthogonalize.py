@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from gradopt.core._base import EmptyState, GradientTransformation, transform
 from gradopt.core._checks import check_eps, check_scalar, concrete_value
-from gradopt.core._numerics import as_compute, hyper
+from gradopt.core._numerics import as_compute, div_real, hyper, is_complex, real_dtype
 from gradopt.transforms._clipping import _norm
 
 NS_COEFFS = (3.4445, -4.7750, 2.0315)  # Jordan (2024), used by Muon and optax.contrib.muon
@@ -75,10 +75,13 @@ def _ns_matrix(x, triples, eps, steps=None):
     transposed = x.shape[0] > x.shape[1]
     if transposed:
         x = x.T
-    x = x / (_norm([x], x.dtype) + hyper(eps, x))
+    r = jnp.zeros([], real_dtype(x.dtype))  # the norm is real for a complex matrix
+    x = div_real(x, _norm([x], r.dtype) + hyper(eps, r))
 
     def ns_step(x, a, b, c):
-        s = x @ x.T
+        # X X^H: for a complex X = U S V^H the iteration maps S and keeps U, V^H,
+        # so it converges to the complex polar factor U V^H (X X^T on real X)
+        s = x @ (jnp.conj(x).T if is_complex(x.dtype) else x.T)
         return hyper(a, x) * x + (hyper(b, x) * s + hyper(c, x) * (s @ s)) @ x
 
     if steps is None:

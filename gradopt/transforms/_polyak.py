@@ -12,6 +12,7 @@ from gradopt.core._base import EmptyState, GradientTransformation, transform
 from gradopt.core._checks import check_choice, check_scalar
 from gradopt.core._numerics import as_compute, hyper
 from gradopt.transforms._clipping import global_norm
+from gradopt.transforms._real_only import real_only
 
 _TINY = float(jnp.finfo(jnp.float64).eps)  # optax's threshold for a zero gradient
 
@@ -69,11 +70,15 @@ def scale_by_polyak(
     check_scalar(where, "max_learning_rate", max_learning_rate, low=0.0, fix="Use e.g. 1.0.")
     check_scalar(where, "eps", eps, low=0.0, fix="Use 0.0 or a small value such as 1e-8.")
     check_choice(where, "variant", variant, ("sps", "sps+"))
-    return transform(
-        _polyak_init,
-        _polyak_update,
-        f_min=f_min,
-        max_learning_rate=max_learning_rate,
-        eps=eps,
-        variant=variant,
+    return real_only(
+        transform(
+            _polyak_init,
+            _polyak_update,
+            f_min=f_min,
+            max_learning_rate=max_learning_rate,
+            eps=eps,
+            variant=variant,
+        ),
+        name="gradopt.scale_by_polyak",
+        reason="the Polyak step size is defined for real parameters (as optax.polyak_sgd)",
     )

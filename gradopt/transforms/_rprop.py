@@ -10,6 +10,7 @@ from gradopt.core._base import GradientTransformation
 from gradopt.core._checks import check_scalar, concrete_value
 from gradopt.core._elementwise import Elementwise, elementwise, no_step
 from gradopt.core._numerics import cast, full_like, state_zeros
+from gradopt.transforms._real_only import real_only
 
 
 class RpropState(NamedTuple):
@@ -137,11 +138,15 @@ def scale_by_rprop(
             f"{where}: min_step_size must not exceed max_step_size, got {min_step_size!r} > "
             f"{max_step_size!r}."
         )
-    return elementwise(
-        _RPROP,
-        initial_step_size=initial_step_size,
-        eta_minus=eta_minus,
-        eta_plus=eta_plus,
-        min_step_size=min_step_size,
-        max_step_size=max_step_size,
+    return real_only(
+        elementwise(
+            _RPROP,
+            initial_step_size=initial_step_size,
+            eta_minus=eta_minus,
+            eta_plus=eta_plus,
+            min_step_size=min_step_size,
+            max_step_size=max_step_size,
+        ),
+        name="gradopt.scale_by_rprop",
+        reason="its step follows the sign of each coordinate and its sign changes (as optax.rprop)",
     )

@@ -18,13 +18,18 @@ from gradopt.core._base import GradientTransformation
 from gradopt.core._checks import check_decay, check_eps, check_flag, check_scalar
 from gradopt.core._elementwise import Elementwise, elementwise
 from gradopt.core._numerics import (
+    abs_sq,
     cast,
     clamp,
+    div_real,
     full_like,
     hyper,
     increment,
+    is_complex,
+    mul_real,
     one_minus,
     one_minus_power,
+    real_like,
     root_of_max,
     saturate,
     scalar_dtype,
@@ -36,7 +41,13 @@ PyTree = Any
 
 
 def square(x):
-    """``x**2``, with ``x`` clipped first where its square would overflow."""
+    """``x**2``, with ``x`` clipped first where its square would overflow.
+
+    A complex ``x`` gives the real ``|x|**2``, saturating at the largest finite value.
+    """
+    if is_complex(x.dtype):
+        x2 = abs_sq(x)
+        return saturate(x2, x2.dtype)
     x = clamp(x, root_of_max(x.dtype))
     return x * x
 
@@ -72,7 +83,7 @@ class RectifiedState(NamedTuple):
 
 def _rect_init(params, *, b2, eps, eps_root, threshold):
     del b2, eps, eps_root, threshold
-    return RectifiedState(nu=state_zeros(params, None), count=zero_count())
+    return RectifiedState(nu=state_zeros(params, None, real=True), count=zero_count())
 
 
 def _rect_step(state, *, b2, eps, eps_root, threshold):
@@ -93,9 +104,10 @@ def _rect_step(state, *, b2, eps, eps_root, threshold):
 def _rect_leaf(x, fields, ctx, p, *, b2, eps, eps_root, threshold):
     del p, threshold
     inverse, scale, offset = ctx
-    nu = hyper(b2, x) * fields["nu"] + one_minus(b2, x) * square(x)  # convex: finite
-    root = jnp.sqrt(saturate(nu * cast(inverse, x), x.dtype) + hyper(eps_root, x)) + hyper(eps, x)
-    return root * cast(scale, x) + cast(offset, x), {"nu": nu}
+    r = real_like(x)  # the real statistics of a complex x are real
+    nu = hyper(b2, r) * fields["nu"] + one_minus(b2, r) * square(x)  # convex: finite
+    root = jnp.sqrt(saturate(nu * cast(inverse, r), nu.dtype) + hyper(eps_root, r)) + hyper(eps, r)
+    return root * cast(scale, r) + cast(offset, r), {"nu": nu}
 
 
 _RECT = Elementwise(
@@ -155,7 +167,7 @@ class BeliefState(NamedTuple):
 def _belief_init(params, *, b1, b2, eps, eps_root, nesterov):
     del b1, b2, eps, eps_root, nesterov
     return BeliefState(
-        mu=state_zeros(params, None), nu=state_zeros(params, None), count=zero_count()
+        mu=state_zeros(params, None), nu=state_zeros(params, None, real=True), count=zero_count()
     )
 
 
@@ -169,15 +181,16 @@ def _belief_step(state, *, b1, b2, eps, eps_root, nesterov):
 def _belief_leaf(x, fields, ctx, p, *, b1, b2, eps, eps_root, nesterov):
     del p
     first, inverse2 = ctx
+    r = real_like(x)  # s is real (|g - m|**2) for a complex x
     m = hyper(b1, x) * fields["mu"] + one_minus(b1, x) * x
-    s = hyper(b2, x) * fields["nu"] + one_minus(b2, x) * square(x - m)
-    s = saturate(s + hyper(eps_root, x), x.dtype)
+    s = hyper(b2, r) * fields["nu"] + one_minus(b2, r) * square(x - m)
+    s = saturate(s + hyper(eps_root, r), s.dtype)
     if nesterov:
-        m_hat = cast(first[0], x) * m + cast(first[1], x) * x
+        m_hat = mul_real(m, cast(first[0], r)) + mul_real(x, cast(first[1], r))
     else:
-        m_hat = m * cast(first, x)
-    s_hat = saturate(s * cast(inverse2, x), x.dtype)
-    return m_hat / (jnp.sqrt(s_hat) + hyper(eps, x)), {"mu": m, "nu": s}
+        m_hat = mul_real(m, cast(first, r))
+    s_hat = saturate(s * cast(inverse2, r), s.dtype)
+    return div_real(m_hat, jnp.sqrt(s_hat) + hyper(eps, r)), {"mu": m, "nu": s}
 
 
 _BELIEF = Elementwise(
@@ -218,7 +231,7 @@ def _yogi_init(params, *, b1, b2, eps, eps_root, initial_accumulator_value):
     del b1, b2, eps, eps_root
     return BeliefState(
         mu=full_like(params, initial_accumulator_value),
-        nu=full_like(params, initial_accumulator_value),
+        nu=full_like(params, initial_accumulator_value, real=True),
         count=zero_count(),
     )
 
@@ -235,12 +248,13 @@ def _yogi_leaf(x, fields, ctx, p, *, b1, b2, eps, eps_root, initial_accumulator_
     m = hyper(b1, x) * fields["mu"] + one_minus(b1, x) * x
     # g**2 <= max/2, so v + (1-b2) g**2 < 2 g**2 stays finite with no saturation of the
     # state (which made XLA:CPU recompute it in the parameter's loop)
-    g = clamp(x, root_of_max(x.dtype) * 0.5**0.5)
-    g2 = g * g
+    r = real_like(x)  # v is real (|g|**2) for a complex x
+    g = clamp(x, root_of_max(r.dtype) * 0.5**0.5)
+    g2 = abs_sq(g)
     v = fields["nu"]
-    v = v - one_minus(b2, x) * jnp.sign(v - g2) * g2
-    root = jnp.sqrt(saturate(v * cast(inverse2, x), x.dtype) + hyper(eps_root, x))
-    return m * cast(inverse1, x) / (root + hyper(eps, x)), {"mu": m, "nu": v}
+    v = v - one_minus(b2, r) * jnp.sign(v - g2) * g2
+    root = jnp.sqrt(saturate(v * cast(inverse2, r), v.dtype) + hyper(eps_root, r))
+    return div_real(mul_real(m, cast(inverse1, r)), root + hyper(eps, r)), {"mu": m, "nu": v}
 
 
 _YOGI = Elementwise("gradopt.scale_by_yogi", _yogi_init, _yogi_step, _yogi_leaf, ("mu", "nu"))

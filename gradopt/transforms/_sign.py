@@ -14,6 +14,7 @@ from gradopt.core._base import EmptyState, GradientTransformation
 from gradopt.core._checks import check_decay, check_dtype
 from gradopt.core._elementwise import Elementwise, elementwise, no_step
 from gradopt.core._numerics import hyper, one_minus, state_zeros
+from gradopt.transforms._real_only import real_only
 
 PyTree = Any
 
@@ -40,7 +41,11 @@ def scale_by_sign() -> GradientTransformation:
     Returns:
       A stateless gradient transformation.
     """
-    return elementwise(_SIGN)
+    return real_only(
+        elementwise(_SIGN),
+        name="gradopt.scale_by_sign",
+        reason="the sign of a complex number is not a step direction",
+    )
 
 
 class LionState(NamedTuple):
@@ -83,4 +88,8 @@ def scale_by_lion(b1=0.9, b2=0.99, *, dtype=None) -> GradientTransformation:
     check_decay(where, "b1", b1)
     check_decay(where, "b2", b2)
     check_dtype(where, dtype)
-    return elementwise(_LION, b1=b1, b2=b2, dtype=dtype)
+    return real_only(
+        elementwise(_LION, b1=b1, b2=b2, dtype=dtype),
+        name="gradopt.scale_by_lion",
+        reason="the sign of a complex number is not a step direction",
+    )

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from gradopt.core._base import GradientTransformation, transform, tree_map
 from gradopt.core._checks import check_decay, check_eps, check_scalar
 from gradopt.core._numerics import as_compute, hyper, saturate
+from gradopt.transforms._real_only import real_only
 
 PyTree = Any
 
@@ -112,4 +113,8 @@ def scale_by_sm3(b1=0.9, b2=1.0, eps=1e-8) -> GradientTransformation:
     check_decay(where, "b1", b1)
     check_scalar(where, "b2", b2, low=0.0, high=1.0, fix="1.0 is the paper's (sums).")
     check_eps(where, eps)
-    return transform(_sm3_init, _sm3_update, b1=b1, b2=b2, eps=eps)
+    return real_only(
+        transform(_sm3_init, _sm3_update, b1=b1, b2=b2, eps=eps),
+        name="gradopt.scale_by_sm3",
+        reason="its cover-set maxima are defined on real squares (as optax.sm3)",
+    )
