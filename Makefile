@@ -21,12 +21,12 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n $(JOBS) $(PYTEST_FLAGS)
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q -n $(JOBS) --runslow $(PYTEST_FLAGS)
+	GRADOPT_TEST_ALL=1 $(PY) -m pytest -q -n $(JOBS) --runslow $(PYTEST_FLAGS)
 
 # Hypothesis over every registry entry with the `fuzz` profile (tests/conftest.py);
 # prints the number of examples run. `make test` runs the small derandomized profile.
 fuzz: $(STAMP)
-	$(PY) -m pytest -q tests/test_fuzz.py --hypothesis-profile=fuzz -p no:xdist $(PYTEST_FLAGS)
+	GRADOPT_TEST_ALL=1 $(PY) -m pytest -q tests/test_fuzz.py --hypothesis-profile=fuzz -p no:xdist $(PYTEST_FLAGS)
 
 # The main job: the quick version of every study; results under experiments/results/.
 demo: $(STAMP)

@@ -90,6 +90,7 @@ def test_batch_norm_train_and_eval_modes():
     np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow  # the zoo runs in `make demo`; this smoke test is opt-in (make test-all)
 def test_zoo_smoke_writes_the_table_and_both_figures(tmp_path):
     result = zoo.main(["--smoke", "--out", str(tmp_path)])
     for name in ("zoo.png", "zoo_curves.png", "zoo.csv", "targets.json", "summary.md"):
