@@ -3,6 +3,8 @@ Prodigy, D-Adaptation, SAM, SM3, and their primitives."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax.numpy as jnp
 
 import gradopt
@@ -365,3 +367,14 @@ ENTRIES += [
 ]
 
 NOT_TRANSFORMS = {"newton_schulz", "schedule_free_eval_params", "lookahead_slow_params"}
+
+
+# Adafactor's and SM3's per-leaf statistics are built with plain jnp
+# constructors (default device): see Entry.sharded_init.
+_DEFAULT_DEVICE_INIT = ("adafactor", "scale_by_factored_rms", "sm3", "scale_by_sm3")
+ENTRIES = [
+    dataclasses.replace(e, sharded_init=False)
+    if e.name.split("-")[0] in _DEFAULT_DEVICE_INIT
+    else e
+    for e in ENTRIES
+]

@@ -12,6 +12,8 @@ on problems where ``value_fn`` is the loss.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
@@ -249,3 +251,8 @@ ENTRIES += [
         callable_ok=("learning_rate",),
     ),
 ]
+
+
+# Their curvature buffers and line-search state are built with plain jnp
+# constructors (default device): see Entry.sharded_init.
+ENTRIES = [dataclasses.replace(e, sharded_init=False) for e in ENTRIES]

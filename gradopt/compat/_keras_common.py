@@ -13,7 +13,7 @@ import numpy as np
 from gradopt.core._base import Bound, GradientTransformation, check_same_structure, transform
 from gradopt.core._chain import chain
 from gradopt.core._checks import check_flag, check_learning_rate, check_scalar, concrete_value
-from gradopt.core._numerics import increment, saturate, zero_count
+from gradopt.core._numerics import increment, place_like, saturate, zero_count
 from gradopt.transforms._accumulate import accumulate
 from gradopt.transforms._averaging import average_parameters
 from gradopt.transforms._clipping import clip, clip_by_global_norm, clip_by_norm
@@ -269,7 +269,8 @@ def keras_decay(w, weight_decay, lr):
 def _rule_init(params, *, init_leaf, step_leaf, learning_rate, hyper):
     del step_leaf, learning_rate
     slots = jax.tree_util.tree_map_with_path(
-        lambda path, p: init_leaf(jnp.asarray(p), path=leaf_path(path), **hyper), params
+        lambda path, p: place_like(init_leaf(jnp.asarray(p), path=leaf_path(path), **hyper), p),
+        params,
     )
     return KerasRuleState(zero_count(), slots)
 

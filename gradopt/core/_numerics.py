@@ -122,6 +122,29 @@ def full_like(params, value, dtype=None, *, real: bool = False):
     return jax.tree.map(leaf, params)
 
 
+def place_like(tree, like):
+    """Put every leaf of ``tree`` shaped like the array ``like`` where ``like`` lives.
+
+    For an ``init`` that builds per-leaf state with plain ``jnp`` constructors:
+    the leaves of the parameter's shape get the parameter's sharding (under
+    ``jit``, as a sharding constraint). Other leaves, and Python scalars or
+    tracers as ``like``, are returned unchanged.
+    """
+    if not isinstance(like, jax.Array) or isinstance(like, jax.core.Tracer):
+        return tree
+
+    def leaf(x):
+        if jnp.shape(x) != like.shape:
+            return x
+        if isinstance(x, jax.core.Tracer):
+            if len(like.sharding.device_set) > 1:
+                return jax.lax.with_sharding_constraint(x, like.sharding)
+            return x
+        return jax.device_put(x, like.sharding)
+
+    return jax.tree.map(leaf, tree)
+
+
 def zeros_like(params, dtype=None, *, real: bool = False):
     """Zeros with each leaf's shape and sharding, in ``dtype`` if given, else the leaf's dtype."""
     return full_like(params, 0, dtype, real=real)

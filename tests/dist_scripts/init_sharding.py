@@ -31,6 +31,8 @@ by_shape = {shapes[k]: params[k].sharding for k in shapes}
 report = {}
 checked = 0
 for entry in REGISTRY:
+    if not entry.sharded_init:
+        continue
     # matrices-only entries (torch's Muon) take the 2-D leaves alone
     own = {k: v for k, v in params.items() if v.ndim == 2} if entry.matrices_only else params
     state = entry.make().init(own)
