@@ -3,6 +3,8 @@ loss scaling, and ``gradopt.compat.keras`` (its entries replace the generic comp
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
@@ -169,3 +171,11 @@ NOT_TRANSFORMS = {
     "optimizer_map",
     "schedule_free_eval_params",
 }
+
+
+# Keras' Adafactor keeps row and column factors, built on the default device
+# (as gradopt.adafactor's): see Entry.sharded_init.
+ENTRIES = [
+    dataclasses.replace(e, sharded_init=e.name.split("-")[0] != "compat.keras.adafactor")
+    for e in ENTRIES
+]
