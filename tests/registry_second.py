@@ -22,10 +22,12 @@ from tests.registry import DECAY, NONNEGATIVE, POSITIVE, Convergence, Entry, Ran
 
 
 def objective(params):
-    """``sum 0.5 x^2 + 0.05 x^4`` over every leaf: smooth, convex, any tree."""
+    """``sum 0.5 |x|^2 + 0.05 |x|^4`` over every leaf: smooth, convex, any tree (complex
+    leaves too: a real function of their modulus, so a turn by a phase leaves it unchanged)."""
     total = jnp.zeros([], jnp.float32)
     for x in jax.tree.leaves(params):
-        x = jnp.asarray(x).astype(jnp.float32)
+        x = jnp.asarray(x)
+        x = (jnp.abs(x) if jnp.iscomplexobj(x) else x).astype(jnp.float32)
         total = total + jnp.sum(0.5 * x * x + 0.05 * x**4)
     return total
 
@@ -253,6 +255,14 @@ ENTRIES += [
 ]
 
 
+# Complex parameters (docs/complex.md): L-BFGS and the zoom line search use the
+# real inner product Re <a, b> of the realified parameters, as optax's do; the
+# matrix methods refuse complex parameters at init (gradopt.real_only).
+COMPLEX = {"scale_by_lbfgs", "scale_by_zoom_linesearch", "lbfgs"}
+
 # Their curvature buffers and line-search state are built with plain jnp
 # constructors (default device): see Entry.sharded_init.
-ENTRIES = [dataclasses.replace(e, sharded_init=False) for e in ENTRIES]
+ENTRIES = [
+    dataclasses.replace(e, sharded_init=False, supports_complex=e.name in COMPLEX)
+    for e in ENTRIES
+]

@@ -12,8 +12,14 @@ from __future__ import annotations
 from gradopt.core._base import GradientTransformation
 from gradopt.core._chain import chain
 from gradopt.core._checks import check_learning_rate
-from gradopt.transforms._curvature import NEWTON_MAX_PARAMS, scale_by_newton
-from gradopt.transforms._matrix_free import scale_by_gauss_newton, scale_by_hessian_free
+from gradopt.transforms._curvature import NEWTON_MAX_PARAMS, NEWTON_REAL_ONLY, scale_by_newton
+from gradopt.transforms._matrix_free import (
+    GAUSS_NEWTON_REAL_ONLY,
+    HESSIAN_FREE_REAL_ONLY,
+    scale_by_gauss_newton,
+    scale_by_hessian_free,
+)
+from gradopt.transforms._real_only import real_only
 from gradopt.transforms._scale import scale_by_learning_rate
 
 
@@ -66,8 +72,12 @@ def newton(
       least squares, Quart. Appl. Math. 1944 (the damping).
     """
     check_learning_rate("gradopt.newton", learning_rate)
-    return chain(
-        scale_by_newton(damping, max_params=max_params), scale_by_learning_rate(learning_rate)
+    return real_only(
+        chain(
+            scale_by_newton(damping, max_params=max_params), scale_by_learning_rate(learning_rate)
+        ),
+        name="gradopt.newton",
+        reason=NEWTON_REAL_ONLY,
     )
 
 
@@ -115,9 +125,13 @@ def gauss_newton(
       Nocedal & Wright, Numerical Optimization, 2006, section 10.3.
     """
     check_learning_rate("gradopt.gauss_newton", learning_rate)
-    return chain(
-        scale_by_gauss_newton(damping, max_cg_steps=max_cg_steps, cg_tol=cg_tol),
-        scale_by_learning_rate(learning_rate),
+    return real_only(
+        chain(
+            scale_by_gauss_newton(damping, max_cg_steps=max_cg_steps, cg_tol=cg_tol),
+            scale_by_learning_rate(learning_rate),
+        ),
+        name="gradopt.gauss_newton",
+        reason=GAUSS_NEWTON_REAL_ONLY,
     )
 
 
@@ -166,9 +180,13 @@ def levenberg_marquardt(
       nonlinear parameters, SIAM J. Appl. Math. 1963; Nielsen, Damping
       parameter in Marquardt's method, IMM-REP-1999-05.
     """
-    return chain(
-        scale_by_gauss_newton(damping, adaptive=True, max_cg_steps=max_cg_steps, cg_tol=cg_tol),
-        scale_by_learning_rate(1.0),
+    return real_only(
+        chain(
+            scale_by_gauss_newton(damping, adaptive=True, max_cg_steps=max_cg_steps, cg_tol=cg_tol),
+            scale_by_learning_rate(1.0),
+        ),
+        name="gradopt.levenberg_marquardt",
+        reason=GAUSS_NEWTON_REAL_ONLY,
     )
 
 
@@ -234,14 +252,18 @@ def hessian_free(
       Pearlmutter, Fast exact multiplication by the Hessian, Neural Comput. 1994.
     """
     check_learning_rate("gradopt.hessian_free", learning_rate)
-    return chain(
-        scale_by_hessian_free(
-            damping,
-            curvature=curvature,
-            adaptive=adaptive,
-            max_cg_steps=max_cg_steps,
-            cg_tol=cg_tol,
-            warm_start=warm_start,
+    return real_only(
+        chain(
+            scale_by_hessian_free(
+                damping,
+                curvature=curvature,
+                adaptive=adaptive,
+                max_cg_steps=max_cg_steps,
+                cg_tol=cg_tol,
+                warm_start=warm_start,
+            ),
+            scale_by_learning_rate(learning_rate),
         ),
-        scale_by_learning_rate(learning_rate),
+        name="gradopt.hessian_free",
+        reason=HESSIAN_FREE_REAL_ONLY,
     )

@@ -6,9 +6,10 @@ from gradopt.core._base import GradientTransformation
 from gradopt.core._chain import chain
 from gradopt.core._checks import check_decay, check_learning_rate, check_weight_decay
 from gradopt.transforms._moments import bias_correction, ema
+from gradopt.transforms._real_only import real_only
 from gradopt.transforms._scale import scale_by_learning_rate
-from gradopt.transforms._shampoo import scale_by_shampoo
-from gradopt.transforms._soap import scale_by_soap
+from gradopt.transforms._shampoo import SHAMPOO_REAL_ONLY, scale_by_shampoo
+from gradopt.transforms._soap import SOAP_REAL_ONLY, scale_by_soap
 from gradopt.transforms._weight_decay import add_decayed_weights
 
 
@@ -100,7 +101,7 @@ def shampoo(
     check_learning_rate(where, learning_rate)
     check_decay(where, "b1", b1)
     check_weight_decay(where, weight_decay)
-    return chain(
+    tx = chain(
         scale_by_shampoo(
             block_size,
             beta2,
@@ -117,6 +118,7 @@ def shampoo(
         add_decayed_weights(weight_decay),
         scale_by_learning_rate(learning_rate),
     )
+    return real_only(tx, name=where, reason=SHAMPOO_REAL_ONLY)
 
 
 def soap(
@@ -188,7 +190,7 @@ def soap(
     where = "gradopt.soap"
     check_learning_rate(where, learning_rate)
     check_weight_decay(where, weight_decay)
-    return chain(
+    tx = chain(
         scale_by_soap(
             b1,
             b2,
@@ -200,3 +202,4 @@ def soap(
         add_decayed_weights(weight_decay),
         scale_by_learning_rate(learning_rate),
     )
+    return real_only(tx, name=where, reason=SOAP_REAL_ONLY)

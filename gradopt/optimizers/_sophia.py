@@ -5,8 +5,9 @@ from __future__ import annotations
 from gradopt.core._base import GradientTransformation
 from gradopt.core._chain import chain
 from gradopt.core._checks import check_learning_rate, check_weight_decay
+from gradopt.transforms._real_only import real_only
 from gradopt.transforms._scale import scale_by_learning_rate
-from gradopt.transforms._sophia import scale_by_sophia
+from gradopt.transforms._sophia import SOPHIA_REAL_ONLY, scale_by_sophia
 from gradopt.transforms._weight_decay import add_decayed_weights
 
 
@@ -83,7 +84,7 @@ def sophia(
     where = "gradopt.sophia"
     check_learning_rate(where, learning_rate)
     check_weight_decay(where, weight_decay)
-    return chain(
+    tx = chain(
         scale_by_sophia(
             b1,
             b2,
@@ -98,3 +99,4 @@ def sophia(
         add_decayed_weights(weight_decay),
         scale_by_learning_rate(learning_rate),
     )
+    return real_only(tx, name=where, reason=SOPHIA_REAL_ONLY)

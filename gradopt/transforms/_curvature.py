@@ -20,6 +20,7 @@ from gradopt.core._base import GradientTransformation, transform
 from gradopt.core._checks import check_scalar
 from gradopt.core._numerics import as_compute, increment, zero_count
 from gradopt.transforms._objective import fn_kwargs, require, require_params, tree_vdot
+from gradopt.transforms._real_only import real_only
 
 NEWTON_MAX_PARAMS = 4096
 """Largest parameter count :func:`gradopt.newton` accepts by default: the Hessian
@@ -83,6 +84,12 @@ def _newton_update(updates, state, params=None, *, damping, max_params, **extra)
     return out, NewtonState(count=increment(state.count))
 
 
+NEWTON_REAL_ONLY = (
+    "the Hessian of a real loss in complex parameters is not complex-linear: the step needs "
+    "the 2n x 2n Hessian of the realified (Re, Im) parameters, which is not implemented"
+)
+
+
 def scale_by_newton(damping=0.0, *, max_params: int = NEWTON_MAX_PARAMS) -> GradientTransformation:
     """Solve ``(H + damping I) d = g`` with the exact Hessian (see :func:`gradopt.newton`).
 
@@ -96,7 +103,11 @@ def scale_by_newton(damping=0.0, *, max_params: int = NEWTON_MAX_PARAMS) -> Grad
     where = "gradopt.scale_by_newton"
     check_scalar(where, "damping", damping, low=0.0, fix="Use 0.0 for the pure Newton step.")
     _check_count(where, "max_params", max_params)
-    return transform(_newton_init, _newton_update, damping=damping, max_params=max_params)
+    return real_only(
+        transform(_newton_init, _newton_update, damping=damping, max_params=max_params),
+        name=where,
+        reason=NEWTON_REAL_ONLY,
+    )
 
 
 def _check_count(where, name, value, low=1):

@@ -64,14 +64,15 @@ def _two_loop(g, s_mem, y_mem, rho, gamma, newest):
     Empty slots have ``rho_i = 0`` and leave the vector unchanged.
     """
     m = rho.shape[0]
-    order = (newest + jnp.arange(m)) % m  # oldest ... newest
+    order = (newest + jnp.arange(m, dtype=jnp.int32)) % m  # oldest ... newest
 
     def pair(i):
         return jax.tree.map(lambda x: x[i], s_mem), jax.tree.map(lambda x: x[i], y_mem)
 
     def backward(q, i):
         s, y = pair(i)
-        alpha = rho[i] * tree_vdot(s, q)
+        v = tree_vdot(s, q)
+        alpha = rho[i].astype(v.dtype) * v
         return jax.tree.map(
             lambda a, b: (a - alpha.astype(a.dtype) * b).astype(a.dtype), q, y
         ), alpha
@@ -82,7 +83,8 @@ def _two_loop(g, s_mem, y_mem, rho, gamma, newest):
     def forward(r, i_alpha):
         i, alpha = i_alpha
         s, y = pair(i)
-        beta = rho[i] * tree_vdot(y, r)
+        v = tree_vdot(y, r)
+        beta = rho[i].astype(v.dtype) * v
         return jax.tree.map(
             lambda a, b: (a + (alpha - beta).astype(a.dtype) * b).astype(a.dtype), r, s
         ), beta

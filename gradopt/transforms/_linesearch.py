@@ -141,12 +141,18 @@ def _zoom_update(
     value_fn = require(where, "value_fn", extra)
     kwargs = fn_kwargs(value_fn, extra)
     value_and_grad = jax.value_and_grad(value_fn)
+    # Gradients: ``grad=`` follows the update convention (for complex
+    # parameters the conjugate of jax.grad, the steepest-ascent direction);
+    # the gradients the search computes, and keeps in its state, are
+    # jax.grad's own. The slope along ``u`` is ``Re <conj(jax.grad), u>``.
     value0, grad0 = extra.get("value"), extra.get("grad")
     if value0 is None or grad0 is None:  # not given: one more evaluation
         value0, grad0 = value_and_grad(params, **kwargs)
+    else:
+        grad0 = _conj(grad0)
     dtype = state.learning_rate.dtype
     value0 = jnp.asarray(value0, dtype)
-    slope0 = tree_vdot(updates, grad0).astype(dtype)
+    slope0 = tree_vdot(_conj(grad0), updates).astype(dtype)
 
     def on_line(eta):
         point = jax.tree.map(
@@ -155,7 +161,7 @@ def _zoom_update(
             updates,
         )
         f, g = value_and_grad(point, **kwargs)
-        return jnp.asarray(f, dtype), g, tree_vdot(g, updates).astype(dtype)
+        return jnp.asarray(f, dtype), g, tree_vdot(_conj(g), updates).astype(dtype)
 
     def decrease_error(eta, f, d):
         err = f - value0 - slope_rtol * eta * slope0  # Armijo
@@ -324,6 +330,11 @@ def _axpy(a, x, y):
     """``a * x + y`` in the compute dtype of ``x``, cast to ``y``'s dtype."""
     cx, cy = as_compute(x), as_compute(y)
     return (a.astype(cx.dtype) * cx + cy.astype(cx.dtype)).astype(jnp.result_type(y))
+
+
+def _conj(tree):
+    """The complex conjugate of every leaf (real leaves unchanged)."""
+    return jax.tree.map(jnp.conj, tree)
 
 
 def _as_like(tree, like):

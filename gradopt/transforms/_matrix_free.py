@@ -25,6 +25,7 @@ from gradopt.transforms._objective import (
     require_params,
     tree_vdot,
 )
+from gradopt.transforms._real_only import real_only
 
 
 class CurvatureSolveState(NamedTuple):
@@ -132,6 +133,16 @@ def _gn_update(updates, state, params=None, *, damping, max_cg_steps, cg_tol, ad
     return _finish(updates, state, d, accepted, new_lam, new_nu, k)
 
 
+GAUSS_NEWTON_REAL_ONLY = (
+    "its J^T J products and conjugate gradient are written for real parameters and residuals; "
+    "the form on the realified (Re, Im) parameters is not implemented"
+)
+HESSIAN_FREE_REAL_ONLY = (
+    "its curvature-vector products and conjugate gradient are written for real parameters; "
+    "the form on the realified (Re, Im) parameters is not implemented"
+)
+
+
 def scale_by_gauss_newton(
     damping=1e-3,
     *,
@@ -158,13 +169,17 @@ def scale_by_gauss_newton(
     if adaptive:
         check_scalar(where, "damping", damping, low=0.0, low_open=True,
                      fix="LM scales lambda by factors: start from 1e-3.")  # fmt: skip
-    return transform(
-        _solve_init,
-        _gn_update,
-        damping=damping,
-        adaptive=adaptive,
-        max_cg_steps=max_cg_steps,
-        cg_tol=cg_tol,
+    return real_only(
+        transform(
+            _solve_init,
+            _gn_update,
+            damping=damping,
+            adaptive=adaptive,
+            max_cg_steps=max_cg_steps,
+            cg_tol=cg_tol,
+        ),
+        name=where,
+        reason=GAUSS_NEWTON_REAL_ONLY,
     )
 
 
@@ -249,13 +264,17 @@ def scale_by_hessian_free(
     check_flag(where, "adaptive", adaptive)
     _check_cg(where, max_cg_steps, cg_tol)
     check_scalar(where, "warm_start", warm_start, low=0.0, high=1.0, fix="Martens uses 0.95.")
-    return transform(
-        _solve_init,
-        _hf_update,
-        damping=damping,
-        curvature=curvature,
-        adaptive=adaptive,
-        max_cg_steps=max_cg_steps,
-        cg_tol=cg_tol,
-        warm_start=warm_start,
+    return real_only(
+        transform(
+            _solve_init,
+            _hf_update,
+            damping=damping,
+            curvature=curvature,
+            adaptive=adaptive,
+            max_cg_steps=max_cg_steps,
+            cg_tol=cg_tol,
+            warm_start=warm_start,
+        ),
+        name=where,
+        reason=HESSIAN_FREE_REAL_ONLY,
     )

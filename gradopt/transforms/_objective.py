@@ -63,12 +63,22 @@ def require_params(where: str, params: Any) -> None:
 
 
 def tree_vdot(a, b):
-    """``sum_leaves <a, b>`` in float32 or wider."""
+    """``sum_leaves Re <a, b>`` in float32 or wider: a real number.
+
+    For complex leaves this is ``Re sum conj(a_i) b_i``, the inner product of
+    the realified vectors ``(Re a, Im a)`` and ``(Re b, Im b)``: the one the
+    methods built on it (L-BFGS, the line search) need; on real leaves it is
+    the ordinary dot product. Leaves of several precisions sum in the widest
+    one (float64 where a leaf is float64 or complex128).
+    """
     parts = [
-        jnp.vdot(as_compute(x), as_compute(y))
+        jnp.real(jnp.vdot(as_compute(x), as_compute(y)))
         for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
     ]
-    return sum(parts[1:], parts[0]) if parts else jnp.zeros([])
+    if not parts:
+        return jnp.zeros([])
+    dtype = max((p.dtype for p in parts), key=lambda d: d.itemsize)
+    return sum((p.astype(dtype) for p in parts[1:]), parts[0].astype(dtype))
 
 
 def tree_axpy(a, x, y):

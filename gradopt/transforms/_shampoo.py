@@ -27,6 +27,7 @@ from gradopt.transforms._matrix_roots import (
     join,
     matrix_shape,
 )
+from gradopt.transforms._real_only import real_only
 
 
 class ShampooBlock(NamedTuple):
@@ -162,6 +163,12 @@ def _shampoo_update(
     return treedef.unflatten(out), new_state
 
 
+SHAMPOO_REAL_ONLY = (
+    "its statistics G G^T and their inverse roots are real matrices; the complex form "
+    "(Hermitian G G^H) is not implemented"
+)
+
+
 def scale_by_shampoo(
     block_size: int = 128,
     beta2=1.0,
@@ -198,18 +205,22 @@ def scale_by_shampoo(
     check_decay(where, "graft_b2", graft_b2)
     check_eps(where, graft_eps, "graft_eps")
     check_choice(where, "root", root, ("eigh", "newton"))
-    return transform(
-        _shampoo_init,
-        _shampoo_update,
-        block_size=block_size,
-        beta2=beta2,
-        eps=eps,
-        precondition_every=precondition_every,
-        start_preconditioning_step=start_preconditioning_step,
-        graft=graft,
-        graft_b2=graft_b2,
-        graft_eps=graft_eps,
-        root=root,
+    return real_only(
+        transform(
+            _shampoo_init,
+            _shampoo_update,
+            block_size=block_size,
+            beta2=beta2,
+            eps=eps,
+            precondition_every=precondition_every,
+            start_preconditioning_step=start_preconditioning_step,
+            graft=graft,
+            graft_b2=graft_b2,
+            graft_eps=graft_eps,
+            root=root,
+        ),
+        name=where,
+        reason=SHAMPOO_REAL_ONLY,
     )
 
 

@@ -19,6 +19,7 @@ from gradopt.core._base import GradientTransformation, check_same_shapes, transf
 from gradopt.core._checks import check_decay, check_eps
 from gradopt.core._numerics import as_compute, increment, saturate, zero_count
 from gradopt.transforms._matrix_roots import eigenbasis, matrix_shape
+from gradopt.transforms._real_only import real_only
 from gradopt.transforms._shampoo import _int
 
 
@@ -140,6 +141,12 @@ def _soap_update(
     return unflat(out), new_state
 
 
+SOAP_REAL_ONLY = (
+    "its eigenbases are those of the real statistics G G^T and G^T G; the complex form "
+    "(Hermitian statistics, unitary bases) is not implemented"
+)
+
+
 def scale_by_soap(
     b1=0.95,
     b2=0.95,
@@ -167,13 +174,17 @@ def scale_by_soap(
     check_decay(where, "shampoo_beta", shampoo_beta)
     _int(where, "precondition_every", precondition_every)
     _int(where, "max_precond_dim", max_precond_dim)
-    return transform(
-        _soap_init,
-        _soap_update,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        shampoo_beta=shampoo_beta,
-        precondition_every=precondition_every,
-        max_precond_dim=max_precond_dim,
+    return real_only(
+        transform(
+            _soap_init,
+            _soap_update,
+            b1=b1,
+            b2=b2,
+            eps=eps,
+            shampoo_beta=shampoo_beta,
+            precondition_every=precondition_every,
+            max_precond_dim=max_precond_dim,
+        ),
+        name=where,
+        reason=SOAP_REAL_ONLY,
     )

@@ -16,6 +16,7 @@ from gradopt.core._base import GradientTransformation, transform
 from gradopt.core._checks import check_choice, check_decay, check_eps, check_scalar
 from gradopt.core._numerics import as_compute, increment, zero_count
 from gradopt.transforms._objective import fn_kwargs, require, require_params
+from gradopt.transforms._real_only import real_only
 from gradopt.transforms._shampoo import _int
 
 
@@ -114,6 +115,12 @@ def _sophia_update(
     return out, SophiaState(count=count, mu=mu, nu=nu, key=key)
 
 
+SOPHIA_REAL_ONLY = (
+    "its curvature is one diagonal Hessian entry per real coordinate, and a complex entry "
+    "has a 2 x 2 real curvature block that one number does not describe"
+)
+
+
 def scale_by_sophia(
     b1=0.965,
     b2=0.99,
@@ -152,16 +159,20 @@ def scale_by_sophia(
     check_choice(where, "estimator", estimator, ("hutchinson", "gnb"))
     check_scalar(where, "gnb_batch_size", gnb_batch_size, low=0.0, low_open=True)
     _int(where, "seed", seed, low=0)
-    return transform(
-        _sophia_init,
-        _sophia_update,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        gamma=gamma,
-        clip_threshold=clip_threshold,
-        update_interval=update_interval,
-        estimator=estimator,
-        gnb_batch_size=gnb_batch_size,
-        seed=seed,
+    return real_only(
+        transform(
+            _sophia_init,
+            _sophia_update,
+            b1=b1,
+            b2=b2,
+            eps=eps,
+            gamma=gamma,
+            clip_threshold=clip_threshold,
+            update_interval=update_interval,
+            estimator=estimator,
+            gnb_batch_size=gnb_batch_size,
+            seed=seed,
+        ),
+        name=where,
+        reason=SOPHIA_REAL_ONLY,
     )

@@ -1,0 +1,224 @@
+"""Complex parameters for the second-order methods (issues 18 and 19).
+
+L-BFGS and the zoom line search support complex parameters as optax's do:
+their inner products are ``Re <a, b>``, those of the realified parameters
+``(Re, Im)``. Tested here:
+
+* trajectories equal to ``optax.lbfgs`` (with and without the line search)
+  and to optax's zoom line search on gradient descent, on a complex64
+  least-squares problem (rtol 1e-5);
+* optax's own check: L-BFGS on ``f(z)`` over complex ``z`` follows L-BFGS on
+  the same function of the realified vector ``(Re z, Im z)``;
+* the parabola and the Rosenbrock function of ``tests/test_complex.py`` in
+  float32 and complex64, with the problem's loss as ``value_fn``;
+* the gradient convention: ``grad=`` is the conjugate of ``jax.grad`` (the
+  steepest-ascent direction), the gradient kept in the line search's state is
+  ``jax.grad``'s own.
+
+The matrix methods refuse complex parameters at ``init`` (the registry's
+``supports_complex=False`` entries are checked by the conformance battery);
+the messages are checked here.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import gradopt
+from tests.test_complex import DTYPES, abs_sq, parabola, rosenbrock
+
+_rng = np.random.default_rng(7)
+
+
+def _c(*shape):
+    return (_rng.normal(size=shape) + 1j * _rng.normal(size=shape)).astype(np.complex64)
+
+
+X, Y, Z = _c(20, 3), _c(20, 2), _c(20, 3)
+
+
+def least_squares(p):
+    """``0.5 sum |X w + Z conj(w) + b - Y|^2`` with complex ``w`` (3, 2) and ``b`` (2,).
+
+    Widely linear: the ``conj(w)`` term makes the Hessian of the realified
+    problem not complex-linear, so an L-BFGS that used the complex inner
+    product ``<a, b>`` instead of ``Re <a, b>`` leaves optax's path (by 1e-2
+    here; without the term the two agree to 2e-6 and the test could not tell).
+    """
+    r = X @ p["w"] + Z @ jnp.conj(p["w"]) + p["b"][None, :] - Y
+    return 0.5 * jnp.sum(abs_sq(r))
+
+
+START = {"w": jnp.asarray(_c(3, 2)), "b": jnp.zeros(2, jnp.complex64)}
+
+
+def trajectory(opt, f, start, steps, *, pass_value=True):
+    """Parameters after each step (one jitted step); the loop passes ``conj(grad)``."""
+
+    @jax.jit
+    def step(params, state):
+        value, grad = jax.value_and_grad(f)(params)
+        grad = jax.tree.map(jnp.conj, grad)  # the steepest-ascent direction
+        extra = {"value": value, "grad": grad} if pass_value else {}
+        updates, state = opt.update(grad, state, params, value_fn=f, **extra)
+        return optax.apply_updates(params, updates), state
+
+    params, state, out = start, opt.init(start), []
+    for _ in range(steps):
+        params, state = step(params, state)
+        out.append(params)
+    return out, state
+
+
+def _assert_close(ours, theirs, rtol=1e-5, atol=1e-6):
+    for a, b in zip(ours, theirs, strict=True):
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+            assert x.dtype == y.dtype == jnp.complex64
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
+
+
+def _max_abs(tree):
+    return max(float(jnp.max(jnp.abs(x))) for x in jax.tree.leaves(tree))
+
+
+# ----------------------------------------------------------------------------
+# equal to optax on complex64 parameters
+
+LBFGS_CASES = {
+    "linesearch": {},
+    "fixed-step": {"learning_rate": 0.5, "memory_size": 4, "linesearch": None},
+}
+
+
+@functools.cache
+def ours_lbfgs(case):
+    """gradopt's L-BFGS on the least-squares problem, 30 steps (shared by two tests)."""
+    return trajectory(gradopt.lbfgs(**LBFGS_CASES[case]), least_squares, START, 30)[0]
+
+
+@pytest.mark.parametrize("case", sorted(LBFGS_CASES))
+def test_lbfgs_on_complex_least_squares_equals_optax(case):
+    kwargs = LBFGS_CASES[case]
+    ours = ours_lbfgs(case)
+    with jax.numpy_dtype_promotion("standard"):  # optax mixes real and complex dtypes
+        theirs, _ = trajectory(optax.lbfgs(**kwargs), least_squares, START, 30)
+    _assert_close(ours, theirs)
+    # it solved the problem: the gradient vanished, far from the start
+    assert _max_abs(jax.grad(least_squares)(ours[-1])) < 1e-3
+    assert _max_abs(jax.tree.map(jnp.subtract, ours[-1], START)) > 0.1
+
+
+def test_zoom_linesearch_on_complex_gradient_descent_equals_optax():
+    """Steepest descent with the previous step as first guess and a step cap; the
+    state keeps the value and jax.grad's gradient at the new parameters."""
+    ours_tx = gradopt.chain(
+        gradopt.scale(-1.0), gradopt.scale_by_zoom_linesearch(15, max_learning_rate=0.5)
+    )
+    theirs_tx = optax.chain(
+        optax.scale(-1.0), optax.scale_by_zoom_linesearch(15, max_learning_rate=0.5)
+    )
+    ours, state = trajectory(ours_tx, least_squares, START, 30)
+    with jax.numpy_dtype_promotion("standard"):
+        theirs, _ = trajectory(theirs_tx, least_squares, START, 30)
+    _assert_close(ours, theirs)
+    np.testing.assert_allclose(state[1].value, least_squares(ours[-1]), rtol=1e-5)
+    for a, b in zip(
+        jax.tree.leaves(state[1].grad),
+        jax.tree.leaves(jax.grad(least_squares)(ours[-1])),
+        strict=True,
+    ):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+
+
+def test_the_line_search_computes_the_same_gradient_when_not_given():
+    """Without ``value=``/``grad=`` the search evaluates ``value_fn`` itself; the
+    gradient it computes is jax.grad's, whose conjugate it takes for the slope."""
+    ours, _ = trajectory(gradopt.lbfgs(), least_squares, START, 30, pass_value=False)
+    _assert_close(ours, ours_lbfgs("linesearch"))
+
+
+# ----------------------------------------------------------------------------
+# optax's check: complex z and the realified (Re z, Im z) follow the same path
+
+M = jnp.asarray([[1, -2], [3, 4], [-4 + 2j, 5 - 3j], [-2 - 2j, 6]], jnp.complex64)
+C = jnp.asarray([1.0 + 1j, -2.0, 0.5j, 3.0 - 1j], jnp.complex64)
+
+
+def f_complex(z):
+    """A real, non-quadratic function of complex z (optax's test_lbfgs_complex, shifted
+    by ``C`` so that the minimiser is not 0)."""
+    return jnp.sum(jnp.abs(M @ z - C) ** 1.5)
+
+
+def f_real(x):
+    return f_complex(jax.lax.complex(x[0], x[1]))
+
+
+@pytest.mark.parametrize("case", sorted(LBFGS_CASES))
+def test_lbfgs_on_complex_z_follows_lbfgs_on_the_realified_vector(case):
+    kwargs = {**LBFGS_CASES[case], "learning_rate": 0.2} if case == "fixed-step" else {}
+    z0 = jnp.asarray([1 - 1j, 1j], jnp.complex64)
+    x0 = jnp.stack([z0.real, z0.imag])
+    zs, _ = trajectory(gradopt.lbfgs(**kwargs), f_complex, z0, 25)
+    xs, _ = trajectory(gradopt.lbfgs(**kwargs), f_real, x0, 25)
+    got = np.stack([np.asarray(z) for z in zs])
+    want = np.stack([np.asarray(x[0]) + 1j * np.asarray(x[1]) for x in xs])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert float(f_complex(zs[-1])) < 0.9 * float(f_complex(z0))
+
+
+# ----------------------------------------------------------------------------
+# the issue's parabola and Rosenbrock, float32 and complex64, with their loss
+
+
+def test_lbfgs_reaches_the_parabola_and_rosenbrock_optima_in_float32_and_complex64():
+    """200 jitted steps (L-BFGS needs far fewer than the issue's 10,000), one program."""
+    opt = gradopt.lbfgs()
+    problems = [make(dtype) for make in (parabola, rosenbrock) for dtype in DTYPES]
+
+    def solve(start, loss):
+        def body(carry, _):
+            w, state = carry
+            value, g = jax.value_and_grad(loss)(w)
+            g = jnp.conj(g)
+            updates, state = opt.update(g, state, w, value=value, grad=g, value_fn=loss)
+            return (gradopt.apply_updates(w, updates), state), None
+
+        return jax.lax.scan(body, (start, opt.init(start)), None, length=200)[0][0]
+
+    finals = jax.jit(
+        lambda starts: [solve(s, p[2]) for s, p in zip(starts, problems, strict=True)]
+    )([p[0] for p in problems])
+    for (start, target, _), final in zip(problems, finals, strict=True):
+        assert final.dtype == start.dtype
+        np.testing.assert_allclose(np.asarray(final), np.asarray(target), rtol=3e-2, atol=3e-2)
+
+
+# ----------------------------------------------------------------------------
+# the matrix methods refuse complex parameters at init, saying why
+
+REFUSING = {
+    "gradopt.newton": (lambda: gradopt.newton(), "2n x 2n Hessian"),
+    "gradopt.gauss_newton": (lambda: gradopt.gauss_newton(), "J^T J"),
+    "gradopt.levenberg_marquardt": (lambda: gradopt.levenberg_marquardt(), "J^T J"),
+    "gradopt.hessian_free": (lambda: gradopt.hessian_free(), "curvature-vector products"),
+    "gradopt.sophia": (lambda: gradopt.sophia(), "2 x 2 real curvature block"),
+    "gradopt.shampoo": (lambda: gradopt.shampoo(), "Hermitian G G^H"),
+    "gradopt.soap": (lambda: gradopt.soap(), "Hermitian statistics"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSING))
+def test_matrix_methods_refuse_complex_parameters_with_a_reason(name):
+    make, reason = REFUSING[name]
+    params = {"w": jnp.ones((2, 2), jnp.complex64)}
+    with pytest.raises(TypeError, match="supports real parameters only") as info:
+        make().init(params)
+    assert name in str(info.value) and reason in str(info.value)
+    make().init({"w": jnp.ones((2, 2))})  # real parameters: accepted
