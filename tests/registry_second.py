@@ -263,6 +263,5 @@ COMPLEX = {"scale_by_lbfgs", "scale_by_zoom_linesearch", "lbfgs"}
 # Their curvature buffers and line-search state are built with plain jnp
 # constructors (default device): see Entry.sharded_init.
 ENTRIES = [
-    dataclasses.replace(e, sharded_init=False, supports_complex=e.name in COMPLEX)
-    for e in ENTRIES
+    dataclasses.replace(e, sharded_init=False, supports_complex=e.name in COMPLEX) for e in ENTRIES
 ]

@@ -13,7 +13,8 @@ their inner products are ``Re <a, b>``, those of the realified parameters
   float32 and complex64, with the problem's loss as ``value_fn``;
 * the gradient convention: ``grad=`` is the conjugate of ``jax.grad`` (the
   steepest-ascent direction), the gradient kept in the line search's state is
-  ``jax.grad``'s own.
+  ``jax.grad``'s own;
+* the L-BFGS example of ``docs/complex.md`` runs as written.
 
 The matrix methods refuse complex parameters at ``init`` (the registry's
 ``supports_complex=False`` entries are checked by the conformance battery);
@@ -32,6 +33,7 @@ import pytest
 
 import gradopt
 from tests.test_complex import DTYPES, abs_sq, parabola, rosenbrock
+from tests.test_complex_rules import _docs_snippet
 
 _rng = np.random.default_rng(7)
 
@@ -222,3 +224,12 @@ def test_matrix_methods_refuse_complex_parameters_with_a_reason(name):
         make().init(params)
     assert name in str(info.value) and reason in str(info.value)
     make().init({"w": jnp.ones((2, 2))})  # real parameters: accepted
+
+
+def test_docs_complex_lbfgs_runs(capsys):
+    namespace: dict = {"__name__": "docs_snippet"}
+    exec(compile(_docs_snippet("complex-lbfgs"), "complex.md", "exec"), namespace)  # noqa: S102
+    assert "loss" in capsys.readouterr().out
+    w = namespace["w"]
+    assert w.dtype == jnp.complex64
+    assert float(namespace["loss"](w)) < 1e-8

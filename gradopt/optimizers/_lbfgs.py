@@ -77,6 +77,12 @@ def lbfgs(
       (``line_search_fn="strong_wolfe"`` opts in) and scales the first step by
       ``min(1, 1/|g|_1)``. Keras has no L-BFGS.
 
+      Complex parameters are supported as in optax: every inner product is
+      ``Re <a, b>``, that of the realified ``(Re w, Im w)``, so the path is the
+      one on the realified vector (tested, and equal to ``optax.lbfgs`` on
+      complex64). ``grad=`` is the conjugate of ``jax.grad``, like the
+      gradient given to the update (docs: Complex parameters).
+
     References:
       Nocedal, Updating quasi-Newton matrices with limited storage, Math.
       Comp. 1980; Liu & Nocedal, On the limited memory BFGS method for large

@@ -66,6 +66,10 @@ def newton(
     Note:
       optax, PyTorch and Keras ship no Newton method.
 
+      Complex parameters are refused at ``init`` (TypeError): the Newton step
+      of a complex parameter needs the Hessian of the realified ``(Re, Im)``
+      parameters, not implemented (docs: Complex parameters).
+
     References:
       Nocedal & Wright, Numerical Optimization, 2nd ed., 2006, chapter 3.3;
       Levenberg, A method for the solution of certain non-linear problems in
@@ -121,6 +125,10 @@ def gauss_newton(
       optax, PyTorch and Keras ship no Gauss-Newton; jaxopt's ``GaussNewton``
       solves the normal equations densely.
 
+      Complex parameters are refused at ``init`` (TypeError): the form on the
+      realified ``(Re, Im)`` parameters is not implemented (docs: Complex
+      parameters).
+
     References:
       Nocedal & Wright, Numerical Optimization, 2006, section 10.3.
     """
@@ -174,6 +182,9 @@ def levenberg_marquardt(
       The update of ``lambda`` is Nielsen's (1999), as in Madsen, Nielsen &
       Tingleff's notes; Marquardt's original multiplies or divides by 10.
       optax, PyTorch and Keras ship none.
+
+      Complex parameters are refused at ``init`` (TypeError), as by
+      :func:`gauss_newton`.
 
     References:
       Levenberg 1944; Marquardt, An algorithm for least-squares estimation of
@@ -246,6 +257,10 @@ def hessian_free(
       non-linearity (here only for least squares), backtracking over the CG
       iterates, a line search, and CG's preconditioner; here a step that does
       not lower the loss is rejected instead. optax, PyTorch and Keras ship none.
+
+      Complex parameters are refused at ``init`` (TypeError): the form on the
+      realified ``(Re, Im)`` parameters is not implemented (docs: Complex
+      parameters).
 
     References:
       Martens, Deep learning via Hessian-free optimization, ICML 2010;

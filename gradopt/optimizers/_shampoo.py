@@ -88,6 +88,10 @@ def shampoo(
       large dimensions, other exponents and Nesterov momentum; here momentum
       follows the graft, as there.
 
+      Complex parameters are refused at ``init`` (TypeError): the complex
+      form, with Hermitian statistics ``G G^H``, is not implemented (docs:
+      Complex parameters).
+
     References:
       Gupta, Koren & Singer, Shampoo: Preconditioned stochastic tensor
       optimization, ICML 2018, arXiv:1802.09568; Anil, Gupta, Koren, Regan &
@@ -182,6 +186,10 @@ def soap(
       refresh is an ``eigh`` and the first step is Adam's (identity bases).
       ``V`` is kept across a change of basis, as in the paper. optax, PyTorch
       and Keras ship no SOAP.
+
+      Complex parameters are refused at ``init`` (TypeError): the complex
+      form, with Hermitian statistics and unitary bases, is not implemented
+      (docs: Complex parameters).
 
     References:
       Vyas, Morwani, Zhao, Shapira, Brandfonbrener, Janson & Kakade, SOAP:

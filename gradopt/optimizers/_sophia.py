@@ -75,6 +75,11 @@ def sophia(
       weight decay. The paper's Sophia-H draws Gaussian vectors; its
       reference code applies the decay before the step (same result).
 
+      Complex parameters are refused at ``init`` (TypeError): a complex entry
+      has a 2 x 2 real curvature block, which one diagonal estimate does not
+      describe. ``optax.contrib.sophia`` fails on them too (its clipping
+      raises a ValueError on complex values).
+
     References:
       Liu, Li, Hall, Liang & Ma, Sophia: A scalable stochastic second-order
       optimizer for language model pre-training, ICLR 2024, arXiv:2305.14342;

@@ -141,6 +141,11 @@ def scale_by_lbfgs(
 
     Returns:
       A transform that needs ``params`` and returns ``P_k g_k`` (no sign flip).
+
+    Note:
+      On complex parameters every inner product is ``Re <a, b>`` (that of the
+      realified parameters), so ``rho_i`` and ``gamma_k`` are real, as in
+      ``optax.scale_by_lbfgs``.
     """
     where = "gradopt.scale_by_lbfgs"
     if isinstance(memory_size, bool) or not isinstance(memory_size, int):

@@ -51,7 +51,8 @@ class ZoomLinesearchState(NamedTuple):
 
     ``value`` and ``grad`` are the loss and its gradient at the accepted point
     (the next parameters), so a training loop can reuse them instead of
-    evaluating the loss again.
+    evaluating the loss again. ``grad`` is ``jax.grad``'s: for complex
+    parameters, conjugate it before passing it on, as any other gradient.
     """
 
     learning_rate: jax.Array
@@ -387,6 +388,11 @@ def scale_by_zoom_linesearch(
       arguments and defaults; optax's ``verbose`` diagnostics are not offered
       (the state's ``info`` holds the errors). SciPy's ``line_search_wolfe2``
       uses the same two phases without the approximate condition.
+
+      Complex parameters: ``grad=`` is the conjugate of ``jax.grad`` (the
+      steepest-ascent direction, as for the update); the slope along ``u`` is
+      ``Re <conj(jax.grad), u>``, and the state's ``grad`` is ``jax.grad``'s
+      own at the new parameters (conjugate it before reusing it as ``grad=``).
 
     References:
       Nocedal & Wright, Numerical Optimization, 2nd ed., Springer 2006,
