@@ -256,9 +256,10 @@ ENTRIES += [
 
 
 # Complex parameters (docs/complex.md): L-BFGS and the zoom line search use the
-# real inner product Re <a, b> of the realified parameters, as optax's do; the
-# matrix methods refuse complex parameters at init (gradopt.real_only).
-COMPLEX = {"scale_by_lbfgs", "scale_by_zoom_linesearch", "lbfgs"}
+# real inner product Re <a, b> of the realified parameters, as optax's do;
+# Newton solves with the Hessian of the realified parameters; the other matrix
+# methods refuse complex parameters at init (gradopt.real_only).
+COMPLEX = {"scale_by_lbfgs", "scale_by_zoom_linesearch", "lbfgs", "scale_by_newton", "newton"}
 
 # Their curvature buffers and line-search state are built with plain jnp
 # constructors (default device): see Entry.sharded_init.

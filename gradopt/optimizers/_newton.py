@@ -12,7 +12,7 @@ from __future__ import annotations
 from gradopt.core._base import GradientTransformation
 from gradopt.core._chain import chain
 from gradopt.core._checks import check_learning_rate
-from gradopt.transforms._curvature import NEWTON_MAX_PARAMS, NEWTON_REAL_ONLY, scale_by_newton
+from gradopt.transforms._curvature import NEWTON_MAX_PARAMS, scale_by_newton
 from gradopt.transforms._matrix_free import (
     GAUSS_NEWTON_REAL_ONLY,
     HESSIAN_FREE_REAL_ONLY,
@@ -28,7 +28,7 @@ def newton(
 ) -> GradientTransformation:
     r"""Damped Newton's method with the exact Hessian.
 
-    With ``x`` the parameters flattened into one vector of length ``n``::
+    With ``x`` the parameters flattened into one real vector of length ``n``::
 
         H = hessian(f)(x)                      # jax.hessian, n x n
         d = solve(H + damping * I, g)
@@ -66,9 +66,12 @@ def newton(
     Note:
       optax, PyTorch and Keras ship no Newton method.
 
-      Complex parameters are refused at ``init`` (TypeError): the Newton step
-      of a complex parameter needs the Hessian of the realified ``(Re, Im)``
-      parameters, not implemented (docs: Complex parameters).
+      Complex parameters are realified: ``x`` holds the real and the
+      imaginary parts (``n`` counts a complex entry twice), ``H`` is the real
+      ``n x n`` Hessian of the loss in ``x``, and ``g`` (the conjugate of
+      ``jax.grad``, as for any update) its gradient in ``x``; no ``n/2 x n/2``
+      complex matrix would do, since the Hessian of a real loss in complex
+      parameters is not complex-linear (docs: Complex parameters).
 
     References:
       Nocedal & Wright, Numerical Optimization, 2nd ed., 2006, chapter 3.3;
@@ -76,12 +79,8 @@ def newton(
       least squares, Quart. Appl. Math. 1944 (the damping).
     """
     check_learning_rate("gradopt.newton", learning_rate)
-    return real_only(
-        chain(
-            scale_by_newton(damping, max_params=max_params), scale_by_learning_rate(learning_rate)
-        ),
-        name="gradopt.newton",
-        reason=NEWTON_REAL_ONLY,
+    return chain(
+        scale_by_newton(damping, max_params=max_params), scale_by_learning_rate(learning_rate)
     )
 
 

@@ -18,30 +18,50 @@ import numpy as np
 
 from gradopt.core._base import GradientTransformation, transform
 from gradopt.core._checks import check_scalar
-from gradopt.core._numerics import as_compute, increment, zero_count
+from gradopt.core._numerics import as_compute, compute_dtype, increment, zero_count
 from gradopt.transforms._objective import fn_kwargs, require, require_params, tree_vdot
-from gradopt.transforms._real_only import real_only
 
 NEWTON_MAX_PARAMS = 4096
 """Largest parameter count :func:`gradopt.newton` accepts by default: the Hessian
 then takes 64 MiB in float32 and costs as much as 4096 gradients."""
 
 
+def _is_complex(dtype) -> bool:
+    return jnp.issubdtype(dtype, jnp.complexfloating)
+
+
 def flat_view(params):
-    """``(x, unflatten)``: the parameters as one float32 (or wider) vector, and back."""
+    """``(x, unflatten)``: the parameters as one real float32 (or wider) vector, and back.
+
+    A complex leaf is realified: its real parts, then its imaginary parts, so
+    a complex entry takes two places of ``x`` (the vector of ``R^{2n}`` on
+    which a real loss of complex parameters has a real Hessian).
+    """
     leaves, treedef = jax.tree.flatten(params)
     shapes = [jnp.shape(p) for p in leaves]
     dtypes = [jnp.result_type(p) for p in leaves]
     sizes = [int(np.prod(s)) for s in shapes]
-    wide = jnp.result_type(*[as_compute(jnp.zeros([], d)) for d in dtypes]) if leaves else None
-    x = jnp.concatenate([as_compute(p).astype(wide).ravel() for p in leaves])
+    reals = [jnp.finfo(d).dtype if _is_complex(d) else d for d in dtypes]
+    wide = max((compute_dtype(d) for d in reals), key=lambda d: d.itemsize, default=None)
+    parts = []
+    for p, dtype in zip(leaves, dtypes, strict=True):
+        if _is_complex(dtype):
+            parts += [jnp.real(p).astype(wide).ravel(), jnp.imag(p).astype(wide).ravel()]
+        else:
+            parts.append(as_compute(p).astype(wide).ravel())
+    x = jnp.concatenate(parts)
 
     def unflatten(v, cast=True):
         parts, start = [], 0
         for shape, dtype, size in zip(shapes, dtypes, sizes, strict=True):
-            part = v[start : start + size].reshape(shape)
+            if _is_complex(dtype):
+                re, im = v[start : start + size], v[start + size : start + 2 * size]
+                part = jax.lax.complex(re, im).reshape(shape)
+                start += 2 * size
+            else:
+                part = v[start : start + size].reshape(shape)
+                start += size
             parts.append(part.astype(dtype) if cast else part)
-            start += size
         return jax.tree.unflatten(treedef, parts)
 
     return x, unflatten
@@ -84,18 +104,13 @@ def _newton_update(updates, state, params=None, *, damping, max_params, **extra)
     return out, NewtonState(count=increment(state.count))
 
 
-NEWTON_REAL_ONLY = (
-    "the Hessian of a real loss in complex parameters is not complex-linear: the step needs "
-    "the 2n x 2n Hessian of the realified (Re, Im) parameters, which is not implemented"
-)
-
-
 def scale_by_newton(damping=0.0, *, max_params: int = NEWTON_MAX_PARAMS) -> GradientTransformation:
     """Solve ``(H + damping I) d = g`` with the exact Hessian (see :func:`gradopt.newton`).
 
     Args:
       damping: ``lambda >= 0`` added to the Hessian's diagonal.
-      max_params: refuse (ValueError at trace time) above this many parameters.
+      max_params: refuse (ValueError at trace time) above this many parameters
+        (a complex entry counts two).
 
     Returns:
       A transform that needs ``params`` and ``value_fn=`` and returns ``d``.
@@ -103,11 +118,7 @@ def scale_by_newton(damping=0.0, *, max_params: int = NEWTON_MAX_PARAMS) -> Grad
     where = "gradopt.scale_by_newton"
     check_scalar(where, "damping", damping, low=0.0, fix="Use 0.0 for the pure Newton step.")
     _check_count(where, "max_params", max_params)
-    return real_only(
-        transform(_newton_init, _newton_update, damping=damping, max_params=max_params),
-        name=where,
-        reason=NEWTON_REAL_ONLY,
-    )
+    return transform(_newton_init, _newton_update, damping=damping, max_params=max_params)
 
 
 def _check_count(where, name, value, low=1):
