@@ -33,8 +33,14 @@ def objective(params):
 
 
 def residuals(params):
-    """``x + 0.1 x^3`` for every entry of every leaf, as one float32 vector."""
-    leaves = [jnp.ravel(jnp.asarray(x).astype(jnp.float32)) for x in jax.tree.leaves(params)]
+    """``x + 0.1 x^3`` for every entry of every leaf, as one float32 vector; with complex
+    leaves ``x + 0.1 x |x|^2``, one complex64 vector (``0.5 |r|^2`` is then unchanged by
+    a phase, and on real entries the same)."""
+    leaves = [jnp.ravel(jnp.asarray(x)) for x in jax.tree.leaves(params)]
+    if any(jnp.iscomplexobj(x) for x in leaves):
+        x = jnp.concatenate([x.astype(jnp.complex64) for x in leaves])
+        return x + 0.1 * x * (jnp.real(x) ** 2 + jnp.imag(x) ** 2).astype(jnp.complex64)
+    leaves = [x.astype(jnp.float32) for x in leaves]
     x = jnp.concatenate(leaves) if leaves else jnp.zeros([0], jnp.float32)
     return x + 0.1 * x**3
 
@@ -136,6 +142,7 @@ ENTRIES = [
         extra_args=RESIDUAL,
         # no sweep: with the battery's random gradients every step is rejected
         ranges={"damping": POSITIVE, **CG},
+        reevaluates=True,  # so it may not move: it compares losses before a step
     ),
     Entry(
         "scale_by_hessian_free",
@@ -257,9 +264,22 @@ ENTRIES += [
 
 # Complex parameters (docs/complex.md): L-BFGS and the zoom line search use the
 # real inner product Re <a, b> of the realified parameters, as optax's do;
-# Newton solves with the Hessian of the realified parameters; the other matrix
-# methods refuse complex parameters at init (gradopt.real_only).
-COMPLEX = {"scale_by_lbfgs", "scale_by_zoom_linesearch", "lbfgs", "scale_by_newton", "newton"}
+# Newton, Gauss-Newton, Levenberg-Marquardt and Hessian-free work on the
+# realified parameters; Sophia, Shampoo and SOAP refuse complex parameters at
+# init (gradopt.real_only).
+COMPLEX = {
+    "scale_by_lbfgs",
+    "scale_by_zoom_linesearch",
+    "lbfgs",
+    "scale_by_newton",
+    "newton",
+    "scale_by_gauss_newton",
+    "gauss_newton",
+    "levenberg_marquardt",
+    "scale_by_hessian_free",
+    "hessian_free",
+    "hessian_free-gauss_newton",
+}
 
 # Their curvature buffers and line-search state are built with plain jnp
 # constructors (default device): see Entry.sharded_init.

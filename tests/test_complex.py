@@ -230,7 +230,8 @@ def test_params_keep_their_dtype_under_lax_cond(entry, x64):
     new, _ = cond_step(jnp.asarray(True), new, state, grads[1])
     assert {k: v.dtype for k, v in new.items()} == {k: v.dtype for k, v in params.items()}
     assert all(bool(jnp.all(jnp.isfinite(v))) for v in new.values())
-    assert not np.array_equal(np.asarray(new["complex64"]), np.asarray(params["complex64"]))
+    if not entry.reevaluates:  # (LM rejects the steps of gradients that are not the loss's)
+        assert not np.array_equal(np.asarray(new["complex64"]), np.asarray(params["complex64"]))
 
 
 @pytest.mark.parametrize("entry", OPTIMIZERS)

@@ -13,13 +13,7 @@ from gradopt.core._base import GradientTransformation
 from gradopt.core._chain import chain
 from gradopt.core._checks import check_learning_rate
 from gradopt.transforms._curvature import NEWTON_MAX_PARAMS, scale_by_newton
-from gradopt.transforms._matrix_free import (
-    GAUSS_NEWTON_REAL_ONLY,
-    HESSIAN_FREE_REAL_ONLY,
-    scale_by_gauss_newton,
-    scale_by_hessian_free,
-)
-from gradopt.transforms._real_only import real_only
+from gradopt.transforms._matrix_free import scale_by_gauss_newton, scale_by_hessian_free
 from gradopt.transforms._scale import scale_by_learning_rate
 
 
@@ -124,21 +118,19 @@ def gauss_newton(
       optax, PyTorch and Keras ship no Gauss-Newton; jaxopt's ``GaussNewton``
       solves the normal equations densely.
 
-      Complex parameters are refused at ``init`` (TypeError): the form on the
-      realified ``(Re, Im)`` parameters is not implemented (docs: Complex
+      Complex parameters work on their real and imaginary parts: the rule
+      runs on the realified parameters, and complex residuals count as their
+      real and imaginary parts (``0.5 |r|^2`` unchanged); the gradient given
+      is the conjugate of ``jax.grad``, as for any update (docs: Complex
       parameters).
 
     References:
       Nocedal & Wright, Numerical Optimization, 2006, section 10.3.
     """
     check_learning_rate("gradopt.gauss_newton", learning_rate)
-    return real_only(
-        chain(
-            scale_by_gauss_newton(damping, max_cg_steps=max_cg_steps, cg_tol=cg_tol),
-            scale_by_learning_rate(learning_rate),
-        ),
-        name="gradopt.gauss_newton",
-        reason=GAUSS_NEWTON_REAL_ONLY,
+    return chain(
+        scale_by_gauss_newton(damping, max_cg_steps=max_cg_steps, cg_tol=cg_tol),
+        scale_by_learning_rate(learning_rate),
     )
 
 
@@ -182,7 +174,7 @@ def levenberg_marquardt(
       Tingleff's notes; Marquardt's original multiplies or divides by 10.
       optax, PyTorch and Keras ship none.
 
-      Complex parameters are refused at ``init`` (TypeError), as by
+      Complex parameters work on their real and imaginary parts, as in
       :func:`gauss_newton`.
 
     References:
@@ -190,13 +182,9 @@ def levenberg_marquardt(
       nonlinear parameters, SIAM J. Appl. Math. 1963; Nielsen, Damping
       parameter in Marquardt's method, IMM-REP-1999-05.
     """
-    return real_only(
-        chain(
-            scale_by_gauss_newton(damping, adaptive=True, max_cg_steps=max_cg_steps, cg_tol=cg_tol),
-            scale_by_learning_rate(1.0),
-        ),
-        name="gradopt.levenberg_marquardt",
-        reason=GAUSS_NEWTON_REAL_ONLY,
+    return chain(
+        scale_by_gauss_newton(damping, adaptive=True, max_cg_steps=max_cg_steps, cg_tol=cg_tol),
+        scale_by_learning_rate(1.0),
     )
 
 
@@ -257,27 +245,23 @@ def hessian_free(
       iterates, a line search, and CG's preconditioner; here a step that does
       not lower the loss is rejected instead. optax, PyTorch and Keras ship none.
 
-      Complex parameters are refused at ``init`` (TypeError): the form on the
-      realified ``(Re, Im)`` parameters is not implemented (docs: Complex
-      parameters).
+      Complex parameters work on their real and imaginary parts (CG on the
+      curvature of the realified parameters); the gradient given is the
+      conjugate of ``jax.grad``, as for any update (docs: Complex parameters).
 
     References:
       Martens, Deep learning via Hessian-free optimization, ICML 2010;
       Pearlmutter, Fast exact multiplication by the Hessian, Neural Comput. 1994.
     """
     check_learning_rate("gradopt.hessian_free", learning_rate)
-    return real_only(
-        chain(
-            scale_by_hessian_free(
-                damping,
-                curvature=curvature,
-                adaptive=adaptive,
-                max_cg_steps=max_cg_steps,
-                cg_tol=cg_tol,
-                warm_start=warm_start,
-            ),
-            scale_by_learning_rate(learning_rate),
+    return chain(
+        scale_by_hessian_free(
+            damping,
+            curvature=curvature,
+            adaptive=adaptive,
+            max_cg_steps=max_cg_steps,
+            cg_tol=cg_tol,
+            warm_start=warm_start,
         ),
-        name="gradopt.hessian_free",
-        reason=HESSIAN_FREE_REAL_ONLY,
+        scale_by_learning_rate(learning_rate),
     )

@@ -141,7 +141,11 @@ def conjugate_gradient(matvec, b, x0, *, max_steps: int, tol):
     """
 
     def axpy(a, u, v):
-        return jax.tree.map(lambda p, q: (a * as_compute(p) + as_compute(q)).astype(q.dtype), u, v)
+        def leaf(p, q):
+            p = as_compute(p)
+            return (jnp.asarray(a).astype(p.dtype) * p + as_compute(q)).astype(q.dtype)
+
+        return jax.tree.map(leaf, u, v)
 
     r0 = axpy(-1.0, matvec(x0), b)
     bound = (tol**2) * tree_vdot(b, b)

@@ -25,7 +25,7 @@ from gradopt.transforms._objective import (
     require_params,
     tree_vdot,
 )
-from gradopt.transforms._real_only import real_only
+from gradopt.transforms._realify import realified
 
 
 class CurvatureSolveState(NamedTuple):
@@ -72,7 +72,8 @@ def _sq(tree):
 
 def _predicted_decrease(g, d, residual, lam):
     """``m(0) - m(-d)`` for ``m(p) = f + g.p + p.B p / 2`` when ``(B + lam I) d = g - residual``."""
-    return 0.5 * (tree_vdot(g, d) + lam * tree_vdot(d, d) + tree_vdot(d, residual))
+    dd = tree_vdot(d, d)
+    return 0.5 * (tree_vdot(g, d) + lam.astype(dd.dtype) * dd + tree_vdot(d, residual))
 
 
 def _step(params, d):
@@ -124,23 +125,13 @@ def _gn_update(updates, state, params=None, *, damping, max_cg_steps, cg_tol, ad
     # Levenberg-Marquardt with Nielsen's (1999) update of lambda
     f0 = _sq(r)
     f1 = _sq(residuals(_step(params, d)))
-    pred = _predicted_decrease(g, d, res, lam)
+    pred = _predicted_decrease(g, d, res, lam).astype(jnp.result_type(f0))
     rho = (f0 - f1) / jnp.where(pred > 0.0, pred, 1.0)
     accepted = (pred > 0.0) & (rho > 0.0) & jnp.isfinite(f1)
     shrink = jnp.maximum(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
     new_lam = jnp.where(accepted, lam * shrink, lam * state.nu)
     new_nu = jnp.where(accepted, 2.0, 2.0 * state.nu)
     return _finish(updates, state, d, accepted, new_lam, new_nu, k)
-
-
-GAUSS_NEWTON_REAL_ONLY = (
-    "its J^T J products and conjugate gradient are written for real parameters and residuals; "
-    "the form on the realified (Re, Im) parameters is not implemented"
-)
-HESSIAN_FREE_REAL_ONLY = (
-    "its curvature-vector products and conjugate gradient are written for real parameters; "
-    "the form on the realified (Re, Im) parameters is not implemented"
-)
 
 
 def scale_by_gauss_newton(
@@ -169,7 +160,7 @@ def scale_by_gauss_newton(
     if adaptive:
         check_scalar(where, "damping", damping, low=0.0, low_open=True,
                      fix="LM scales lambda by factors: start from 1e-3.")  # fmt: skip
-    return real_only(
+    return realified(
         transform(
             _solve_init,
             _gn_update,
@@ -178,8 +169,6 @@ def scale_by_gauss_newton(
             max_cg_steps=max_cg_steps,
             cg_tol=cg_tol,
         ),
-        name=where,
-        reason=GAUSS_NEWTON_REAL_ONLY,
     )
 
 
@@ -228,7 +217,7 @@ def _hf_update(
     # Martens (2010), section 4.1: Levenberg-Marquardt style adaptation of lambda
     f0 = loss(params) if extra.get("value") is None else as_compute(extra["value"])
     f1 = loss(_step(params, d))
-    pred = _predicted_decrease(g, d, res, lam)
+    pred = _predicted_decrease(g, d, res, lam).astype(jnp.result_type(f0))
     rho = (f0 - f1) / jnp.where(pred > 0.0, pred, 1.0)
     accepted = (pred > 0.0) & (rho > 0.0) & jnp.isfinite(f1)
     new_lam = jnp.where(rho < 0.25, lam * 1.5, jnp.where(rho > 0.75, lam * (2.0 / 3.0), lam))
@@ -264,7 +253,7 @@ def scale_by_hessian_free(
     check_flag(where, "adaptive", adaptive)
     _check_cg(where, max_cg_steps, cg_tol)
     check_scalar(where, "warm_start", warm_start, low=0.0, high=1.0, fix="Martens uses 0.95.")
-    return real_only(
+    return realified(
         transform(
             _solve_init,
             _hf_update,
@@ -275,6 +264,4 @@ def scale_by_hessian_free(
             cg_tol=cg_tol,
             warm_start=warm_start,
         ),
-        name=where,
-        reason=HESSIAN_FREE_REAL_ONLY,
     )
