@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n $(JOBS) $(PYTEST_FLAGS)
 
 test-all: $(STAMP)
-	GRADOPT_TEST_ALL=1 $(PY) -m pytest -q -n $(JOBS) --runslow $(PYTEST_FLAGS)
+	GRADOPT_TEST_ALL=1 GRADOPT_TEST_XLA_DEFAULTS=1 $(PY) -m pytest -q -n $(JOBS) --runslow $(PYTEST_FLAGS)
 
 # Hypothesis over every registry entry with the `fuzz` profile (tests/conftest.py);
 # prints the number of examples run. `make test` runs the small derandomized profile.

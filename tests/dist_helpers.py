@@ -22,7 +22,9 @@ SCRIPTS = ROOT / "tests" / "dist_scripts"
 def script_env(n_devices: int) -> dict[str, str]:
     """The environment of a child process with ``n_devices`` host devices."""
     env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={n_devices}"
+    # the suite's other XLA flags (tests/conftest.py) carry over
+    flags = [f for f in env.get("XLA_FLAGS", "").split() if "device_count" not in f]
+    env["XLA_FLAGS"] = " ".join([*flags, f"--xla_force_host_platform_device_count={n_devices}"])
     env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
@@ -64,8 +66,7 @@ def run_launcher(
     must end by itself. Either way the test bounds it by ``timeout`` seconds;
     past it, the launcher gets SIGTERM (it stops its processes) and the test fails.
     """
-    env = script_env(1)
-    del env["XLA_FLAGS"]  # the launcher sets each process's device count
+    env = script_env(1)  # the launcher replaces the device count with each process's
     own = ["--timeout", str(timeout - 20)] if launcher_timeout else []
     command = [
         sys.executable,
