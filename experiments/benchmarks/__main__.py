@@ -220,7 +220,11 @@ def run_cases(settings: common.Settings, chosen: set[str], reps: int) -> dict:
         rows += modern.case_modern(reps=reps, smoke=smoke, seed=seed)
     if "9" in chosen:
         depth, width = (2, 16) if smoke else (8, 64) if quick else (32, 128)
-        rows += preconditioners.case_preconditioners(reps=reps, depth=depth, width=width)
+        # transformer: (blocks, d, vocab)
+        transformer = None if smoke else (2, 64, 256) if quick else (4, 128, 512)
+        rows += preconditioners.case_preconditioners(
+            reps=reps, depth=depth, width=width, transformer=transformer
+        )
     return out
 
 
