@@ -54,7 +54,7 @@ def test_smoke_run_writes_figures_numbers_and_verdict(tmp_path):
     assert any("slide's claim" in f for f in result.findings)
 
 
-def test_benchmark_case_8_times_refresh_and_other_steps_apart():
+def test_benchmark_case_9_times_refresh_and_other_steps_apart():
     from experiments.benchmarks import preconditioners
 
     # the benchmark's MLP broadcasts its biases; optax.adam mixes int and float
@@ -63,5 +63,7 @@ def test_benchmark_case_8_times_refresh_and_other_steps_apart():
     steps = {(r["impl"], r["name"].split(", ")[-1]) for r in rows if r["metric"] == "step"}
     for impl in ("optax", "gradopt.adam", "gradopt.shampoo", "gradopt.soap"):
         assert (impl, "refresh step") in steps and (impl, "non-refresh step") in steps
+    for impl in ("gradopt.shampoo", "gradopt.soap"):  # the floor of the non-refresh step
+        assert (impl, "matrix products only") in steps
     per_param = {r["impl"]: r["bytes_per_param"] for r in rows if r["metric"] == "state bytes"}
     assert per_param["gradopt.shampoo"] > per_param["gradopt.adam"]
