@@ -301,6 +301,8 @@ FUSED = [
     "adamaxw",
     "adopt",
     "ademamix",
+    "schedule_free_sgd",
+    "schedule_free_adamw",
 ]
 
 

@@ -139,7 +139,7 @@ class Prim(Node):
         trees = {}
         for name, old in fields.items():
             if old is not None:
-                stored = [_store(n[name], o.dtype) for n, o in zip(news, old, strict=True)]
+                stored = [store(n[name], o.dtype) for n, o in zip(news, old, strict=True)]
                 trees[name] = unflatten(stored)
         return state._replace(**trees, **scalars)
 
@@ -220,7 +220,7 @@ def _as_kind(field, like_dtype):
     return field.astype(complex_dtype(precision) if is_complex(field.dtype) else precision)
 
 
-def _store(x, dtype):
+def store(x, dtype):
     """``x`` cast to a state's storage dtype, saturating at its largest finite value.
 
     A statistic computed in float32 for float16 storage (or a velocity that
@@ -293,8 +293,12 @@ def run(node: Node, updates, state, params):
     if node.needs_params():
         if params is None:
             raise ValueError(
-                "This optimizer decays the weights and needs the parameters: call "
-                "update(updates, state, params) with the current parameters."
+                getattr(
+                    node,
+                    "needs_params_message",
+                    "This optimizer decays the weights and needs the parameters: call "
+                    "update(updates, state, params) with the current parameters.",
+                )
             )
         p_leaves = flatten(params, "params")
     else:
@@ -358,4 +362,6 @@ def node_of(tx) -> Node | None:
     return None
 
 
-__all__ = ["Elementwise", "Prim", "Seq", "Branch", "run", "elementwise", "from_node", "node_of"]
+__all__ = [
+    "Elementwise", "Prim", "Seq", "Branch", "run", "elementwise", "from_node", "node_of", "store",
+]  # fmt: skip

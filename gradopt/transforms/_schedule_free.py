@@ -14,8 +14,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from gradopt.core._base import GradientTransformation, call_update, transform, tree_map
+from gradopt.core._base import Bound, GradientTransformation, call_update, transform, tree_map
 from gradopt.core._checks import check_dtype, check_learning_rate, check_scalar
+from gradopt.core._elementwise import Node, from_node, node_of, store
 from gradopt.core._numerics import as_compute, increment, scalar_dtype, wider, zero_count
 
 
@@ -53,6 +54,18 @@ def _sf_init(params, *, base_optimizer, learning_rate, b1, weight_lr_power, stat
     )
 
 
+def _averaging_weight(state, learning_rate, weight_lr_power):
+    """``(lr_max, sum of weights, c)`` of this step, from the state's running values."""
+    s = state.max_lr.dtype
+    lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
+    max_lr = jnp.maximum(state.max_lr, jnp.asarray(lr).astype(s))
+    weight = max_lr ** jnp.asarray(weight_lr_power).astype(s)
+    weight_sum = state.weight_sum + weight
+    c = jnp.where(weight_sum > 0, weight / jnp.where(weight_sum > 0, weight_sum, 1), 0.0)
+    c = jnp.where(jnp.isnan(weight) | jnp.isnan(weight_sum), jnp.nan, c)
+    return max_lr, weight_sum, c
+
+
 def _sf_update(
     updates,
     state,
@@ -71,13 +84,7 @@ def _sf_update(
             "gradopt.schedule_free needs the parameters (the interpolation y): call "
             "update(updates, state, params)."
         )
-    s = state.max_lr.dtype
-    lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-    max_lr = jnp.maximum(state.max_lr, jnp.asarray(lr).astype(s))
-    weight = max_lr ** jnp.asarray(weight_lr_power).astype(s)
-    weight_sum = state.weight_sum + weight
-    c = jnp.where(weight_sum > 0, weight / jnp.where(weight_sum > 0, weight_sum, 1), 0.0)
-    c = jnp.where(jnp.isnan(weight) | jnp.isnan(weight_sum), jnp.nan, c)
+    max_lr, weight_sum, c = _averaging_weight(state, learning_rate, weight_lr_power)
     base_updates, base_state = call_update(
         base_optimizer, updates, state.base_optimizer_state, params, extra
     )
@@ -143,6 +150,11 @@ def schedule_free(
             "transformation. Pass one such as gradopt.sgd(1.0)."
         )
     check_sf(where, learning_rate, b1, weight_lr_power, state_dtype)
+    base_node = node_of(base_optimizer)
+    if base_node is not None:  # an elementwise base: one fused expression per leaf
+        return from_node(
+            ScheduleFreeNode(base_node, learning_rate, b1, weight_lr_power, state_dtype)
+        )
     return transform(
         _sf_init,
         _sf_update,
@@ -152,6 +164,73 @@ def schedule_free(
         weight_lr_power=weight_lr_power,
         state_dtype=state_dtype,
     )
+
+
+class ScheduleFreeNode(Node):
+    """Schedule-free around an elementwise base, fused: the base's stages and the
+    interpolation run as one expression per leaf (the state is the unfused one)."""
+
+    needs_params_message = (
+        "gradopt.schedule_free needs the parameters (the interpolation y): call "
+        "update(updates, state, params)."
+    )
+
+    def __init__(self, base, learning_rate, b1, weight_lr_power, state_dtype):
+        self.base = base
+        self.hyper = {
+            "learning_rate": learning_rate,
+            "b1": b1,
+            "weight_lr_power": weight_lr_power,
+            "state_dtype": state_dtype,
+        }
+        self._key = ("schedule_free", base, Bound(_sf_init, **self.hyper)._key)
+
+    def __repr__(self) -> str:
+        return f"schedule_free({self.base!r})"
+
+    def init(self, params):
+        return _sf_init(params, base_optimizer=from_node(self.base), **self.hyper)
+
+    def needs_params(self) -> bool:
+        return True
+
+    def prepare(self, state, flatten):
+        if not isinstance(state, ScheduleFreeState):
+            raise ValueError(
+                f"gradopt.schedule_free got a state of type {type(state).__name__}. Pass the "
+                "state returned by this optimizer's own init (or by its previous update)."
+            )
+        scalars = _averaging_weight(
+            state, self.hyper["learning_rate"], self.hyper["weight_lr_power"]
+        )
+        beta = jnp.asarray(self.hyper["b1"]).astype(state.max_lr.dtype)
+        base = self.base.prepare(state.base_optimizer_state, flatten)
+        return (state, scalars, (scalars[2], beta), base, flatten(state.z, "schedule_free z"))
+
+    def dtypes(self, prep, i):
+        return [*self.base.dtypes(prep[3], i), prep[4][i].dtype]
+
+    def view(self, prep, i):
+        return (prep[2], self.base.view(prep[3], i), [prep[4][i]])
+
+    def leaf(self, x, prep, i, p):
+        (c, beta), base, zs = prep
+        u, base_new = self.base.leaf(x, base, i, p)
+        z = zs[i]
+        d = u.dtype
+        y, zc, beta, c = jnp.asarray(p).astype(d), z.astype(d), beta.astype(d), c.astype(d)
+        z_new = (zc + u).astype(z.dtype).astype(d)  # z as stored
+        average = (y - (1 - beta) * zc) / beta  # x, recovered from y and z
+        average = (1 - c) * average + c * z_new
+        return beta * average + (1 - beta) * z_new - y, (base_new, z_new)
+
+    def finish(self, prep, news, unflatten):
+        state, (max_lr, weight_sum, _), _, base, zs = prep
+        base_state = self.base.finish(base, [n[0] for n in news], unflatten)
+        z = unflatten([store(n[1], old.dtype) for n, old in zip(news, zs, strict=True)])
+        return ScheduleFreeState(
+            state.b1, weight_sum, max_lr, increment(state.count), base_state, z
+        )
 
 
 def check_sf(where, learning_rate, b1, weight_lr_power, state_dtype):
