@@ -306,3 +306,36 @@ def test_multi_optimizer_takes_a_function_of_the_path():
     b = by_function.update(grads, by_function.init(params), params)[0]
     np.testing.assert_array_equal(a["dense"]["bias"], b["dense"]["bias"])
     np.testing.assert_allclose(a["dense"]["bias"], -0.05)
+
+
+@pytest.mark.parametrize("name", ["lamb", "adafactor", "muon"])
+def test_leaves_with_no_entries_leave_the_other_leaves_alone(name):
+    """A zero-size leaf (a norm or RMS over no entries: 0, not a reduction error or
+    NaN) gets an empty update, and the other leaves the update they get without it."""
+    build = getattr(keras_compat, name)
+    full = {
+        "w": jnp.asarray([[1.5, -2.0], [0.5, 3.0]]),
+        "e": jnp.zeros((0, 2)),
+        "e3": jnp.zeros((0, 2, 0), jnp.bfloat16),
+    }
+    grads = {"w": jnp.asarray([[0.25, -1.0], [2.0, 0.5]]), "e": full["e"], "e3": full["e3"]}
+    tx = build(0.01)
+    state = tx.init(full)
+    for _ in range(2):
+        updates, state = tx.update(grads, state, full)
+    assert updates["e"].shape == (0, 2) and updates["e3"].shape == (0, 2, 0)
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state))
+    alone = tx.init({"w": full["w"]})
+    for _ in range(2):
+        reference, alone = tx.update({"w": grads["w"]}, alone, {"w": full["w"]})
+    np.testing.assert_array_equal(updates["w"], reference["w"])
+
+
+@pytest.mark.parametrize("tree", [{}, [], [()]], ids=["dict", "list", "nested"])
+def test_multi_optimizer_takes_a_tree_without_leaves(tree):
+    """No leaf, no group: an empty state and the (empty) updates back, eager and jitted."""
+    tx = keras_compat.multi_optimizer(keras_compat.optimizer_map(keras_compat.adam()))
+    state = tx.init(tree)
+    assert state == gradopt.PartitionState({})
+    updates, new_state = jax.jit(tx.update)(tree, state, tree)
+    assert updates == tree and new_state == state

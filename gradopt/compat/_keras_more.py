@@ -228,8 +228,9 @@ def lion(
 
 
 def _norm(x):
-    """The Frobenius norm, scaled by the largest entry first so that it cannot overflow."""
-    top = jnp.max(jnp.abs(x))
+    """The Frobenius norm, scaled by the largest entry first so that it cannot overflow
+    (0 for a leaf with no entries)."""
+    top = jnp.max(jnp.abs(x), initial=0.0)
     safe = jnp.where(top > 0, top, 1.0)
     return jnp.where(top > 0, top * jnp.sqrt(jnp.sum(jnp.square(x / safe))), 0.0)
 
@@ -344,6 +345,9 @@ def _adafactor_init(p, *, path, **_):
 
 
 def _rms(x):
+    """The root mean square (0 for a leaf with no entries, where Keras' mean is NaN)."""
+    if x.size == 0:
+        return jnp.zeros((), jnp.float32)
     return _norm(x) / jnp.sqrt(jnp.float32(x.size))
 
 

@@ -48,7 +48,7 @@ def _transpose(x):
 
 def _frobenius(x):
     """``||x||_F`` over the last two axes, scaled by the largest entry (no overflow)."""
-    top = jnp.max(jnp.abs(x), axis=(-2, -1), keepdims=True)
+    top = jnp.max(jnp.abs(x), axis=(-2, -1), keepdims=True, initial=0.0)
     safe = jnp.where(top > 0, top, 1.0)
     return top * jnp.sqrt(jnp.sum(jnp.square(x / safe), axis=(-2, -1), keepdims=True))
 

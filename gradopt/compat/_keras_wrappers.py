@@ -16,7 +16,7 @@ from gradopt.core._chain import chain
 from gradopt.core._checks import check_scalar
 from gradopt.transforms._loss_scale import _init as _loss_scale_init
 from gradopt.transforms._loss_scale import loss_scaling
-from gradopt.transforms._partition import partition
+from gradopt.transforms._partition import PartitionState, partition
 from gradopt.transforms._scale import scale
 
 
@@ -133,7 +133,8 @@ def optimizer_map(default_optimizer, optimizer_map=None) -> OptimizerMap:
 
 
 def _groups(tree, selector):
-    """The distinct optimizers the selector picks, and the tree of their indices."""
+    """A partition with a group per distinct optimizer the selector picks (None for a
+    tree without leaves)."""
     distinct: list[Any] = []
 
     def label(path, _):
@@ -146,15 +147,23 @@ def _groups(tree, selector):
         return len(distinct) - 1
 
     labels = jax.tree_util.tree_map_with_path(label, tree)
+    if not distinct:
+        # a tree with no leaves has no group: no optimizer runs, as in Keras with no
+        # variables (partition itself refuses an empty map, a mistake when written by hand)
+        return None
     return partition(dict(enumerate(distinct)), labels)
 
 
 def _multi_init(params, *, selector):
-    return _groups(params, selector).init(params)
+    groups = _groups(params, selector)
+    return PartitionState({}) if groups is None else groups.init(params)
 
 
 def _multi_update(updates, state, params=None, *, selector, **extra):
-    return call_update(_groups(updates, selector), updates, state, params, extra)
+    groups = _groups(updates, selector)
+    if groups is None:
+        return updates, state
+    return call_update(groups, updates, state, params, extra)
 
 
 def multi_optimizer(optimizer_map, loss_scale_factor=None, name=None) -> GradientTransformation:
