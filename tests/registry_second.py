@@ -23,12 +23,20 @@ from tests.registry import DECAY, NONNEGATIVE, POSITIVE, Convergence, Entry, Ran
 
 def objective(params):
     """``sum 0.5 |x|^2 + 0.05 |x|^4`` over every leaf: smooth, convex, any tree (complex
-    leaves too: a real function of their modulus, so a turn by a phase leaves it unchanged)."""
+    leaves too: a real function of their modulus, so a turn by a phase leaves it unchanged).
+
+    ``|x|^2`` is written as ``Re(x)^2 + Im(x)^2``, not through ``jnp.abs``: JAX
+    differentiates ``abs`` at 0 as 0, so its second derivatives there would make
+    the Hessian of a complex entry at 0 vanish (it is the identity), and an undamped
+    Newton step would divide by zero."""
     total = jnp.zeros([], jnp.float32)
     for x in jax.tree.leaves(params):
         x = jnp.asarray(x)
-        x = (jnp.abs(x) if jnp.iscomplexobj(x) else x).astype(jnp.float32)
-        total = total + jnp.sum(0.5 * x * x + 0.05 * x**4)
+        if jnp.iscomplexobj(x):
+            sq = jnp.real(x).astype(jnp.float32) ** 2 + jnp.imag(x).astype(jnp.float32) ** 2
+        else:
+            sq = x.astype(jnp.float32) ** 2
+        total = total + jnp.sum(0.5 * sq + 0.05 * sq * sq)
     return total
 
 

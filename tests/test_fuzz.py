@@ -93,14 +93,19 @@ def inside(r: Range, x: float) -> bool:
 
 def valid_values(r: Range):
     """Valid values, kept where the results stay representable in float16:
-    unbounded ranges are cut at 10 (and eps-like open bounds start at 1e-6)."""
+    unbounded ranges are cut at 10 (and eps-like open bounds start at 1e-6).
+    A value must stay valid once rounded to float32, the dtype of injected
+    hyperparameters (``inject_hyperparams`` casts them): ``1 - 2**-53`` is in
+    ``[0, 1)`` but rounds to 1.0."""
     low = -10.0 if r.low is None else r.low
     high = 10.0 if r.high is None else min(r.high, 10.0)
     if r.low_open and r.low == 0.0:
         low = 1e-6
     edges = [x for x in (low, high, 0.0, 0.5, 0.9, 0.999, 1.0) if inside(r, x) and low <= x <= high]
     anywhere = st.floats(low, high, exclude_max=r.high_open and high == r.high)
-    return st.one_of(st.sampled_from(edges), anywhere).filter(lambda x: inside(r, x))
+    return st.one_of(st.sampled_from(edges), anywhere).filter(
+        lambda x: inside(r, x) and inside(r, float(np.float32(x)))
+    )
 
 
 @st.composite

@@ -279,3 +279,51 @@ def test_hessian_free_matches_numpy():
         np.testing.assert_allclose(params["w"], w, rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(state[0].damping, lam, rtol=1e-4)
     assert int(state[0].cg_steps) <= 7 * 5  # CG is exact in at most 7 steps in 7 dimensions
+
+
+# ----------------------------------------------------------------------------
+# parameters without entries: no leaves, or zero-size leaves (make fuzz draws them)
+
+
+def squares(p):
+    """``sum |x|^2`` over every leaf; 0.0 for a tree without entries."""
+    return sum((jnp.sum(jnp.square(x)) for x in jax.tree.leaves(p)), jnp.zeros([]))
+
+
+EMPTY = {}
+PAIR = {"x": jnp.asarray([1.0, -2.0])}
+MIXED = {"w": jnp.zeros((0, 3)), "b": None, **PAIR}  # a zero-size leaf, a None, an entry
+
+
+def _without_entries(opt):
+    """The update of an empty tree (empty) and of MIXED (its zero-size leaf zero-size)."""
+    update = jax.jit(opt.update, static_argnames="value_fn")
+    empty, _ = update(EMPTY, opt.init(EMPTY), EMPTY, value_fn=squares)
+    assert empty == {}
+    got, _ = update(jax.grad(squares)(MIXED), opt.init(MIXED), MIXED, value_fn=squares)
+    assert jax.tree.structure(got) == jax.tree.structure(MIXED)
+    assert got["w"].shape == (0, 3) and got["w"].dtype == jnp.float32
+    return got["x"]
+
+
+# squares: gradient g = 2 x, Hessian 2 I, at x = (1, -2)
+G = 2.0 * np.asarray(PAIR["x"], np.float64)
+
+
+def test_newton_on_trees_without_entries():
+    want = -np.linalg.solve(2.0 * np.eye(2), G)  # -x, whatever the zero-size leaf
+    np.testing.assert_allclose(_without_entries(gradopt.newton()), want, rtol=1e-6)
+
+
+def test_lbfgs_on_trees_without_entries():
+    # The first direction is gamma_0 g with gamma_0 = min(1, 1/|g|); the line search
+    # tries the step 1 first and keeps it: f drops from 5 to (sqrt 5 - 1)^2 (Armijo)
+    # and the slope from -|g| = -4.47 to -2.47 (strong Wolfe with curv_rtol 0.9).
+    want = -G / np.linalg.norm(G)
+    np.testing.assert_allclose(_without_entries(gradopt.lbfgs(memory_size=2)), want, rtol=1e-6)
+
+
+def test_torch_lbfgs_on_trees_without_entries():
+    update = _without_entries(gradopt.compat.torch.lbfgs(max_iter=2))
+    assert np.all(np.isfinite(update))
+    assert squares(jnp.asarray(PAIR["x"]) + update) < squares(PAIR)  # a descent step

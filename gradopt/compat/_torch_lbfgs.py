@@ -47,6 +47,12 @@ class TorchLbfgsState(NamedTuple):
     func_evals: Any
 
 
+def _max_abs(v):
+    """``max |v_i|``, 0 for an empty vector (torch's ``abs().max()`` raises there; an
+    optimizer must accept parameters without entries)."""
+    return jnp.max(jnp.abs(v), initial=0.0)
+
+
 def _ravel(tree):
     """The leaves of ``tree`` as one float32 vector, and the function that undoes it
     (each leaf back to its shape and dtype); torch concatenates its parameters alike."""
@@ -105,7 +111,7 @@ def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
 
 def _strong_wolfe(obj, t, d, f, g, gtd, tolerance_change, max_ls):
     """torch's ``_strong_wolfe``: ``(f_new, g_new, t, ls_func_evals)``."""
-    d_norm = jnp.max(jnp.abs(d))
+    d_norm = _max_abs(d)
     f_new, g_new = obj(t)
     zero = jnp.zeros([], _F32)
     # phase 1: bracket. carry: ls_iter, t, f_new, g_new, gtd_new, t_prev, f_prev,
@@ -301,7 +307,7 @@ def _step(
 
     loss = jnp.asarray(value_fn(params) if value is None else value, _F32)
     state = state._replace(func_evals=_add(state.func_evals, 1))
-    optimal = jnp.max(jnp.abs(flat_grad)) <= tolerance_grad
+    optimal = _max_abs(flat_grad) <= tolerance_grad
 
     def iteration(c):
         s, x, loss, g, n, evals, _ = c
@@ -341,8 +347,8 @@ def _step(
             stop = (
                 (n == max_iter)
                 | (evals >= max_eval)
-                | (jnp.max(jnp.abs(g)) <= tolerance_grad)
-                | (jnp.max(jnp.abs(s.d * s.t)) <= tolerance_change)
+                | (_max_abs(g) <= tolerance_grad)
+                | (_max_abs(s.d * s.t) <= tolerance_change)
                 | (jnp.abs(loss - s.prev_loss) < tolerance_change)
             )
             return s, x, loss, g, n, evals, stop

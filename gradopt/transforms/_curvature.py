@@ -42,14 +42,16 @@ def flat_view(params):
     dtypes = [jnp.result_type(p) for p in leaves]
     sizes = [int(np.prod(s)) for s in shapes]
     reals = [jnp.finfo(d).dtype if _is_complex(d) else d for d in dtypes]
-    wide = max((compute_dtype(d) for d in reals), key=lambda d: d.itemsize, default=None)
+    wide = max(
+        (compute_dtype(d) for d in reals), key=lambda d: d.itemsize, default=jnp.dtype(jnp.float32)
+    )
     parts = []
     for p, dtype in zip(leaves, dtypes, strict=True):
         if _is_complex(dtype):
             parts += [jnp.real(p).astype(wide).ravel(), jnp.imag(p).astype(wide).ravel()]
         else:
             parts.append(as_compute(p).astype(wide).ravel())
-    x = jnp.concatenate(parts)
+    x = jnp.concatenate(parts) if parts else jnp.zeros([0], wide)  # no leaves: empty vector
 
     def unflatten(v, cast=True):
         parts, start = [], 0
@@ -95,6 +97,8 @@ def _newton_update(updates, state, params=None, *, damping, max_params, **extra)
             f"{x.shape[0]} gradients a step. Use gradopt.hessian_free or gradopt.lbfgs "
             "(matrix-free), or raise max_params if the memory is there."
         )
+    if x.shape[0] == 0:  # no entries (no leaves, or zero-size ones): nothing to solve
+        return jax.tree.map(jnp.zeros_like, updates), NewtonState(count=increment(state.count))
     g, _ = flat_view(updates)
     hessian = jax.hessian(lambda v: as_compute(value_fn(unflatten(v), **kwargs)))(x)
     system = hessian + damping * jnp.eye(x.shape[0], dtype=x.dtype)

@@ -109,9 +109,9 @@ def _pick(cond, yes, no):
 
 def _zoom_init(params, **hyper):
     del hyper
-    dtype = compute_dtype(
-        jnp.real(jnp.empty((), jnp.result_type(jax.tree.leaves(params)[0]))).dtype
-    )
+    leaves = jax.tree.leaves(params)  # no leaves: float32 scalars, empty updates
+    first = jnp.result_type(leaves[0]) if leaves else jnp.float32
+    dtype = compute_dtype(jnp.real(jnp.empty((), first)).dtype)
     zero_i = jnp.zeros([], jnp.int32)
     return ZoomLinesearchState(
         learning_rate=jnp.ones([], dtype),
