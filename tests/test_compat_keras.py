@@ -339,3 +339,30 @@ def test_multi_optimizer_takes_a_tree_without_leaves(tree):
     assert state == gradopt.PartitionState({})
     updates, new_state = jax.jit(tx.update)(tree, state, tree)
     assert updates == tree and new_state == state
+
+
+def _finite(tree) -> bool:
+    return all(bool(np.isfinite(np.asarray(x, np.float64)).all()) for x in jax.tree.leaves(tree))
+
+
+def test_ftrl_at_a_zero_learning_rate_takes_no_step_and_stays_finite():
+    # Keras' Ftrl divides by the learning rate (NaN at 0); gradopt skips the step.
+    params = {"w": jnp.array([-0.08, -2.3, 4.7], jnp.bfloat16)}
+    opt = keras_compat.ftrl(learning_rate=0.0)
+    state = opt.init(params)
+    for g in ([1e-38, -9.0, -6.3], [-5.2, -0.05, 1.1]):
+        updates, state = opt.update({"w": jnp.array(g, jnp.bfloat16)}, state, params)
+        np.testing.assert_array_equal(np.asarray(updates["w"], np.float32), 0.0)
+    assert _finite(state)
+    accum, linear = [x for x in jax.tree.leaves(state) if jnp.shape(x) == (3,)]
+    np.testing.assert_array_equal(np.asarray(accum), np.float32(0.1))  # slots kept
+    np.testing.assert_array_equal(np.asarray(linear), 0.0)
+
+
+def test_keras_rule_deltas_saturate_at_the_leaf_dtype_max():
+    # A strong l2 shrinkage solves for a new weight far beyond float16's range: the
+    # update saturates at -65504 instead of becoming -inf.
+    params = {"w": jnp.array([1.0], jnp.float16)}
+    opt = keras_compat.ftrl(learning_rate=1.0, l2_shrinkage_regularization_strength=1e5)
+    updates, _ = opt.update({"w": jnp.array([1.0], jnp.float16)}, opt.init(params), params)
+    assert float(updates["w"][0]) == -float(jnp.finfo(jnp.float16).max)

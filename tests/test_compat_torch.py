@@ -368,3 +368,14 @@ def test_lbfgs_jits_and_needs_value_fn():
     params = {"w": jnp.ones(3)}
     with pytest.raises(ValueError, match="value_fn"):
         opt.update({"w": jnp.ones(3)}, opt.init(params), params)
+
+
+@pytest.mark.parametrize("shape", [(0, 2), (2, 0)])
+def test_adafactor_zero_size_matrix_keeps_finite_factors(shape):
+    # torch's row/column means divide by a zero length (0 / 0); gradopt's are 0.
+    params = {"e": jnp.zeros(shape, jnp.bfloat16), "w": jnp.float32(-6.7)}
+    opt = torch_compat.adafactor(lr=0.01)
+    updates, state = opt.update(params, opt.init(params), params)
+    for x in jax.tree.leaves((updates, state)):
+        assert np.isfinite(np.asarray(x, np.float64)).all()
+    assert updates["e"].shape == shape

@@ -74,9 +74,10 @@ def compat_lr(entry) -> str | None:
 
 
 def ranges(entry) -> dict[str, Range]:
-    """The entry's ranges; compat entries: their learning rate."""
+    """The entry's ranges; compat entries: their learning rate (non-negative unless
+    the entry narrows it: torch's SparseAdam rejects lr = 0)."""
     lr = compat_lr(entry)
-    return {lr: NONNEGATIVE} if lr else dict(entry.ranges)
+    return {lr: entry.ranges.get(lr, NONNEGATIVE)} if lr else dict(entry.ranges)
 
 
 # ----------------------------------------------------------------------------

@@ -266,6 +266,15 @@ def keras_decay(w, weight_decay, lr):
     return w * (1 - jnp.asarray(weight_decay, jnp.float32) * lr)
 
 
+def _store(delta, dtype):
+    """``delta`` in ``dtype``, saturating at its largest finite value (a float16 or
+    bfloat16 leaf's change may exceed the dtype's range, which would round to inf)."""
+    if not jnp.issubdtype(dtype, jnp.floating):
+        return delta.astype(dtype)
+    top = float(jnp.finfo(dtype).max)
+    return jnp.clip(delta, -top, top).astype(dtype)
+
+
 def _rule_init(params, *, init_leaf, step_leaf, learning_rate, hyper):
     del step_leaf, learning_rate
     slots = jax.tree_util.tree_map_with_path(
@@ -297,7 +306,7 @@ def _rule_update(
         delta, slot = step_leaf(
             jnp.asarray(g).astype(jnp.float32), w, slot, t=t, lr=lr, path=leaf_path(path), **hyper
         )
-        out.append(delta.astype(jnp.asarray(g).dtype))
+        out.append(_store(delta, jnp.asarray(g).dtype))
         new_slots.append(slot)
     return (
         jax.tree.unflatten(treedef, out),

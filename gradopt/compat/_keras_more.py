@@ -40,17 +40,23 @@ def _ftrl_init(p, *, path, initial_accumulator_value, **_):
 
 def _ftrl_step(g, w, slots, *, t, lr, path, power, l1, l2, l2_shrinkage, beta, weight_decay, **_):
     del t, path
-    accum, linear = slots
+    accum, linear0 = slots
+    # Keras divides by lr: at lr = 0 it returns NaN; gradopt takes no step and keeps the slots
+    live = lr > 0
+    lr = jnp.where(live, lr, 1.0)
     w0, w = w, keras_decay(w, weight_decay, lr)
     l2 = l2 + beta / (2.0 * lr)
     grad_to_use = g + 2 * l2_shrinkage * w
     new_accum = saturate(accum + square(g), jnp.float32)
-    linear = linear + (
+    linear = linear0 + (
         grad_to_use - (jnp.power(new_accum, power) - jnp.power(accum, power)) / lr * w
     )
     quadratic = jnp.power(new_accum, power) / lr + 2 * l2
     w_new = (jnp.clip(linear, -l1, l1) - linear) / quadratic
-    return w_new - w0, (new_accum, linear)
+    return (
+        jnp.where(live, w_new - w0, 0.0),
+        (jnp.where(live, new_accum, accum), jnp.where(live, linear, linear0)),
+    )
 
 
 def ftrl(
@@ -84,7 +90,9 @@ def ftrl(
         w   = (clip(z, -l1, l1) - z) / (n'**p / lr + 2 l2');  n = n'
 
     Args:
-      learning_rate: > 0, a number or a schedule. learning_rate_power: <= 0.
+      learning_rate: >= 0, a number or a schedule; at 0 the step is skipped (no
+        change, slots kept) where Keras, dividing by it, returns NaN.
+        learning_rate_power: <= 0.
       initial_accumulator_value, l1_regularization_strength, l2_regularization_strength,
       l2_shrinkage_regularization_strength: >= 0. beta: a number.
       weight_decay, clipnorm, ...: see :mod:`gradopt.compat.keras`.

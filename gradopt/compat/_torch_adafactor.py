@@ -85,12 +85,13 @@ def _adafactor_leaf(g, p, row, col, var, *, t, rate, beta2_decay, eps1, eps2, d,
     alpha = jnp.maximum(eps2, _norm(w) / math.sqrt(max(w.size, 1))) * rho
     # squares and their sums saturate at the largest float (torch's would overflow to inf)
     if _factored(g):
-        row_mean = jnp.square(_norm(g, axis=-1, keepdims=True)) / g.shape[-1]
-        col_mean = jnp.square(_norm(g, axis=-2, keepdims=True)) / g.shape[-2]
+        # a zero-size leaf's means are 0 (torch's 0 / 0 would put NaN in the other factor)
+        row_mean = jnp.square(_norm(g, axis=-1, keepdims=True)) / max(g.shape[-1], 1)
+        col_mean = jnp.square(_norm(g, axis=-2, keepdims=True)) / max(g.shape[-2], 1)
         row = saturate(_lerp(as_compute(row), saturate(row_mean, dtype), weight), dtype)
         col = saturate(_lerp(as_compute(col), saturate(col_mean, dtype), weight), dtype)
         row_sum = saturate(jnp.sum(row, axis=-2, keepdims=True), dtype)
-        estimate = saturate(row * col, dtype) / jnp.maximum(row_sum / row.shape[-2], e1)
+        estimate = saturate(row * col, dtype) / jnp.maximum(row_sum / max(row.shape[-2], 1), e1)
     else:
         var = saturate(_lerp(as_compute(var), saturate(g * g, dtype), weight), dtype)
         estimate = var
