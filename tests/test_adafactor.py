@@ -31,12 +31,48 @@ CASES = {
 }
 
 
+def _started_at(tx, step):
+    """``tx`` whose ``init`` sets every int32 step counter of its state to ``step``."""
+
+    def init(params):
+        def start(x):
+            is_counter = jnp.result_type(x) == jnp.int32 and jnp.ndim(x) == 0
+            return jnp.full_like(x, step) if is_counter else x
+
+        return jax.tree.map(start, tx.init(params))
+
+    return type(tx)(init, tx.update)
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_adafactor_equals_optax(case):
     kw = CASES[case]
-    assert_same_trajectory(
-        trajectory(gradopt.adafactor(**kw)), optax_trajectory(optax.adafactor(**kw))
+    # optax's t = count - step_offset + 1 is <= 0 before the offset, where t**(-c) is NaN:
+    # both start at the offset (the steps before it are tested below)
+    start = kw.get("decay_offset", 0)
+    got = trajectory(_started_at(gradopt.adafactor(**kw), start))
+    want = optax_trajectory(_started_at(optax.adafactor(**kw), start))
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(want))
+    assert_same_trajectory(got, want)
+
+
+def test_steps_before_the_decay_offset_are_first_steps():
+    """count < decay_offset: beta_t = 0, so V = |G|**2 + eps (it was NaN, as optax's)."""
+    params = {"r": jnp.asarray([1.0, -2.0]), "z": jnp.asarray([0.5 + 1j, -3j], jnp.complex64)}
+    grads = [
+        {"r": jnp.asarray([0.3, -4.0]), "z": jnp.asarray([1 - 2j, 0.25], jnp.complex64)},
+        {"r": jnp.asarray([-5.0, 0.01]), "z": jnp.asarray([3j, -1 + 1j], jnp.complex64)},
+    ]
+    opt = gradopt.adafactor(
+        0.1, decay_offset=9.5, multiply_by_parameter_scale=False, clipping_threshold=None
     )
+    state = opt.init(params)
+    for g in grads:
+        upd, state = opt.update(g, state, params)
+        for name in params:
+            x = np.asarray(g[name], np.complex128)
+            want = -0.1 * x / np.sqrt(np.abs(x) ** 2 + 1e-30)
+            np.testing.assert_allclose(np.asarray(upd[name]), want, rtol=1e-6)
 
 
 def test_factored_state_is_rows_and_columns_of_the_two_largest_axes():

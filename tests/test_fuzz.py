@@ -336,6 +336,16 @@ def _fixed_grads(scale=1.0):
     }
 
 
+def _other_grads():
+    """Not a multiple of ``_fixed_grads()``: no entry of it vanishes in the eigenbases of
+    that gradient's ``G G^T`` and ``G^T G`` (where SOAP's step with b2 = 0 is rounding
+    noise / eps)."""
+    return {
+        "w": jnp.asarray([[-0.375, 0.25], [-0.5, -0.875]], jnp.float32),
+        "b": (jnp.asarray(0.375, jnp.bfloat16),),
+    }
+
+
 @pytest.mark.parametrize("entry", entries())
 def test_counters_saturate_at_the_int32_maximum(entry):
     tx = entry.make()
@@ -434,7 +444,9 @@ def test_inject_hyperparams_random_values_match_the_plain_optimizer(entry, data)
     plain = entry.make(**values)
     injected = gradopt.inject_hyperparams(entry.factory, static_args=entry.static_args)(**kwargs)
     params = _fixed_params()
-    grads = [_fixed_grads(scale=s) for s in (1.0, -0.5)]
+    # a second gradient in another direction: after a multiple of the first, the step of
+    # an eigenbasis method with b2 = 0 divides rounding noise by eps (soap)
+    grads = [_fixed_grads(), _other_grads()]
     want, _ = run(entry, plain, params, grads)
     got, _ = run(entry, injected, params, grads)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):

@@ -354,3 +354,16 @@ def test_fromage_refuses_a_schedule_and_lars_a_bad_mask():
         gradopt.fromage(lambda count: 0.01)
     with pytest.raises(TypeError, match="weight_decay_mask"):
         gradopt.lars(weight_decay_mask=[1, 0])
+
+
+def test_belief_update_beyond_float16_saturates():
+    """b1 = 0: s = eps_root, so the update is about g / eps (1.8e6), beyond float16's
+    65504; the float16 leaf gets its largest finite value, not inf (the float32 one keeps
+    its value)."""
+    tx = gradopt.scale_by_belief(b1=0.0, eps=1e-6)
+    grads = {"h": jnp.asarray(-2.318, jnp.float16), "f": jnp.asarray(-2.318, jnp.float32)}
+    upd, state = tx.update(grads, tx.init(grads))
+    assert upd["h"].dtype == jnp.float16
+    assert float(upd["h"]) == -float(jnp.finfo(jnp.float16).max)
+    want = -2.318 / (np.sqrt(1e-16 / (1 - 0.999)) + 1e-6)  # s_hat = eps_root / (1 - b2)
+    np.testing.assert_allclose(float(upd["f"]), want, rtol=1e-4)

@@ -315,7 +315,8 @@ def run(node: Node, updates, state, params):
         if is_complex(u.dtype):
             c = complex_dtype(c)
         x, new = _leaf_program(node, u.astype(c), node.view(prep, i), p)
-        outs.append(x.astype(u.dtype))
+        # an update too large for a float16 / bfloat16 leaf saturates, as the statistics do
+        outs.append(store(x, u.dtype))
         news.append(new)
     new_state = node.finish(prep, news, lambda xs: jax.tree.unflatten(treedef, xs))
     return jax.tree.unflatten(treedef, outs), new_state

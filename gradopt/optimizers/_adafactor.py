@@ -75,7 +75,8 @@ def adafactor(
       min_dim_size_to_factor: factor only leaves whose two largest axes both have
         at least this many entries (an int, 128).
       decay_rate: the exponent ``c`` of ``beta_t = 1 - t**(-c)``, >= 0 (0.8).
-      decay_offset: the step the decay schedule counts from, >= 0 (fine-tuning).
+      decay_offset: the step the decay schedule counts from, >= 0 (fine-tuning);
+        the steps before it take ``beta_t = 0``, as the first step does.
       multiply_by_parameter_scale: the relative step (scale by ``max(1e-3,
         RMS(W))``). Keyword only, as every switch.
       clipping_threshold: ``d`` > 0 of the update clipping, or None for none.
@@ -109,7 +110,9 @@ def adafactor(
       How PyTorch, Keras and optax differ. optax.adafactor (the reference of
       the tests: equal trajectories) has these names and defaults; it factors
       the two largest axes of every leaf (not necessarily the last two), as
-      here. PyTorch (``torch.optim.Adafactor``, 2.5+) follows the paper with a
+      here, except before ``decay_offset``: optax raises a count below its
+      ``step_offset`` to a negative power (NaN); here those steps are first steps.
+      PyTorch (``torch.optim.Adafactor``, 2.5+) follows the paper with a
       learning rate 1e-2 and ``beta2_decay=-0.8``, keeps no momentum and
       factors the last two axes, and uses the parameter RMS only with
       ``maximize``-free relative steps of its own form; Keras'

@@ -118,8 +118,11 @@ def _fr_update(
     **extra,
 ):
     del params, factored, min_dim_size_to_factor, extra
-    # t in float32: an int32 count near its maximum plus one would wrap around
+    # t in float32: an int32 count near its maximum plus one would wrap around. Before
+    # step_offset, t would be <= 0 and t**(-decay_rate) NaN or negative (optax's is):
+    # those steps count as the first, beta_t = 0
     t = state.count.astype(jnp.float32) - jnp.asarray(step_offset).astype(jnp.float32) + 1.0
+    t = jnp.maximum(t, 1.0)
     beta = 1.0 - t ** (-hyper(decay_rate, t))
 
     def one(g, row, col, v):
@@ -171,7 +174,8 @@ def scale_by_factored_rms(
     Args:
       factored: factor the statistics of leaves with two large enough axes.
       decay_rate: the exponent ``c`` of ``beta_t = 1 - t**(-c)``, >= 0 (0.8).
-      step_offset: the step the schedule counts from (fine-tuning), an int.
+      step_offset: the step the schedule counts from (fine-tuning), an int;
+        steps before it use ``beta_t = 0``, as the first.
       min_dim_size_to_factor: factor only when the two largest axes both have
         at least this many entries (an int >= 0; 128).
       eps: > 0, added to ``g**2`` (1e-30).
