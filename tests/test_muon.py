@@ -144,3 +144,16 @@ def test_muon_on_the_mixed_tree_keeps_shapes():
     assert {k: np.shape(v)[1:] for k, v in out.items() if k != "n"} == {
         k: np.shape(v) for k, v in p.items() if k != "n"
     }
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (1, 0, 2), (0, 2, 2)])
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.complex64])
+def test_orthogonalize_passes_empty_matrices_through(shape, dtype):
+    """A leaf with no entries gives an update with no entries (a stack with a zero
+    side used to fail reshaping to (-1, rows, cols))."""
+    tx = gradopt.orthogonalize()
+    grads = {"empty": jnp.zeros(shape, dtype), "m": jnp.eye(2, dtype=dtype)}
+    updates, _ = tx.update(grads, tx.init(grads))
+    assert updates["empty"].shape == shape and updates["empty"].dtype == dtype
+    expected, _ = tx.update({"m": grads["m"]}, tx.init({"m": grads["m"]}))
+    np.testing.assert_array_equal(updates["m"], expected["m"])

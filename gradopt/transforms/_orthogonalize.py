@@ -124,6 +124,8 @@ def newton_schulz(x, coeffs=NS_COEFFS, steps: int = 5, eps=1e-8):
 
 def _orthogonalize_leaf(x, triples, eps, steps=None):
     c = as_compute(x)
+    if c.size == 0:  # a stack of empty matrices (or no matrices): nothing to orthogonalise
+        return x
     if c.ndim == 2:
         out = _ns_matrix(c, triples, eps, steps)
     else:
