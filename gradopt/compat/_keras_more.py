@@ -92,9 +92,9 @@ def ftrl(
     Args:
       learning_rate: >= 0, a number or a schedule; at 0 the step is skipped (no
         change, slots kept) where Keras, dividing by it, returns NaN.
-        learning_rate_power: <= 0.
-      initial_accumulator_value, l1_regularization_strength, l2_regularization_strength,
-      l2_shrinkage_regularization_strength: >= 0. beta: a number.
+      learning_rate_power: <= 0. The others: initial_accumulator_value,
+        l1_regularization_strength, l2_regularization_strength and
+        l2_shrinkage_regularization_strength >= 0; beta a number.
       weight_decay, clipnorm, ...: see :mod:`gradopt.compat.keras`.
 
     Returns:
