@@ -1,4 +1,4 @@
-"""Case 8: the default path of Lion and AdEMAMix against optax, as case 1-2 do for Adam.
+"""Case 8: the default path of Lion, AdEMAMix (and schedule-free AdamW) against optax.
 
 Plain ``gradopt.lion`` and ``gradopt.ademamix`` (fused chains, no packing) and
 ``optax.lion`` / ``optax.contrib.ademamix`` with the same arguments: compile time
@@ -39,6 +39,11 @@ def pairs() -> dict:
         "AdEMAMix": {
             "optax": (optax.contrib.ademamix(LEARNING_RATE), optax.apply_updates),
             "gradopt": (gradopt.ademamix(LEARNING_RATE), gradopt.apply_updates),
+        },
+        # not one of the issue's bar rows: shows the fused schedule-free path
+        "Schedule-free AdamW": {
+            "optax": (optax.contrib.schedule_free_adamw(LEARNING_RATE), optax.apply_updates),
+            "gradopt": (gradopt.schedule_free_adamw(LEARNING_RATE), gradopt.apply_updates),
         },
     }
 
